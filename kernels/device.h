@@ -1,0 +1,57 @@
+#pragma once
+// Devices: where tensors live and ops run. cpu:N devices exist so that every
+// multi-device path (pipeline, tensor parallel, planner) runs in CI without a GPU;
+// each has its own memory budget. cuda:N devices come from the CUDA backend.
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtype.h"
+
+namespace omni::kernels {
+
+class Ops;
+
+struct DeviceId {
+  enum class Kind : uint8_t { CPU, CUDA };
+  Kind kind = Kind::CPU;
+  int index = 0;
+
+  std::string str() const;
+  // Parses "cpu", "cpu:1", "cuda:0"; throws std::invalid_argument naming the text.
+  static DeviceId parse(const std::string& text);
+  // Parses a comma-separated list ("cpu:0,cpu:1").
+  static std::vector<DeviceId> parse_list(const std::string& text);
+  bool operator==(const DeviceId&) const = default;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual DeviceId id() const = 0;
+  // The memory this device offers the engine, and what is still unallocated.
+  virtual size_t total_memory() const = 0;
+  virtual size_t free_memory() const = 0;
+  // Raw allocations; throw std::runtime_error naming the device when the budget is exceeded.
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void release(void* p, size_t bytes) = 0;
+  // Host <-> device transfers of raw bytes.
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  // The dtype weights and activations are kept in on this device.
+  virtual DType compute_dtype() const = 0;
+  virtual Ops& ops() = 0;
+  // Waits for queued work (no-op on CPU).
+  virtual void synchronize() {}
+};
+
+// Creates the device named by `id`. memory_cap 0 means "what the device has".
+std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap = 0);
+
+// Host memory available to cpu devices, and the number of CUDA devices (0 without CUDA).
+size_t host_available_memory();
+int cuda_device_count();
+
+}  // namespace omni::kernels

@@ -1,0 +1,40 @@
+#pragma once
+// Chat prompts. Rather than run Jinja, we recognise the templates of the
+// checkpoints we support and render them natively:
+//   chatml          <|im_start|>role\ncontent<|im_end|>\n (MiniCPM-V 2.6 / 4.x, Qwen2)
+//   chatml+system   the same, adding a default system turn when the first message is
+//                   not a system one (the text is taken from the template)
+//   chatml-qwen3    Qwen3's template: <think> blocks of past assistant turns dropped
+//   llama3          <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
+//                   with BOS first (MiniCPM-Llama3-V 2.5)
+// Anything else is refused with a clear error.
+#include <string>
+#include <vector>
+
+namespace omni::tok {
+
+struct ChatMessage {
+  std::string role, content;
+};
+
+class ChatTemplate {
+ public:
+  // Reads chat_template (and bos_token) from DIR/tokenizer_config.json, or
+  // DIR/chat_template.jinja / DIR/chat_template.json when the config has none.
+  static ChatTemplate from_model_dir(const std::string& dir);
+  // `where` names the source in error messages.
+  static ChatTemplate from_template(const std::string& jinja, const std::string& bos_token, const std::string& where);
+
+  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  std::string name() const;
+
+ private:
+  enum class Kind { ChatML, ChatMLQwen3, Llama3 };
+  Kind kind_ = Kind::ChatML;
+  std::string default_system_;  // ChatML: empty when the template adds none
+  std::string bos_;             // Llama-3: prepended when the template uses bos_token
+  bool trim_ = false;           // Llama-3: content | trim
+  bool always_generation_prompt_ = false;
+};
+
+}  // namespace omni::tok

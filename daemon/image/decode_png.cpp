@@ -1,0 +1,157 @@
+// PNG through libpng, converted to RGB the way Pillow's PngImagePlugin + convert("RGB") does:
+// palette expanded, gray replicated, alpha dropped without compositing, 1/2/4-bit gray scaled to
+// 0..255, 16-bit colour reduced to its high byte, 16-bit gray ("I;16") clipped to 255.
+//
+// libpng reports errors by longjmp to the setjmp point; all libpng calls therefore live in
+// run_libpng(), whose frame holds only plain C data, and C++ state is reached through a context
+// pointer. The error text is turned into an omni::Error by the caller.
+#include <png.h>
+
+#include <csetjmp>
+#include <cstring>
+
+#include "image/decode_internal.h"
+#include "util/error.h"
+
+namespace omni::image::detail {
+namespace {
+
+struct PngContext {
+  const uint8_t* data = nullptr;
+  size_t size = 0, pos = 0;
+  const DecodeLimits* limits = nullptr;
+  const std::string* name = nullptr;
+  std::string error;          // set before every longjmp
+  bool limit_error = false;   // error already formatted by check_header
+  bool image_done = false;    // errors after the pixels (trailing chunks) are ignored
+  int width = 0, height = 0, channels = 0, bit_depth = 0;
+  std::vector<uint8_t> pixels;  // decoded rows as libpng produced them
+  std::vector<uint8_t> exif;
+};
+
+void on_error(png_structp png, png_const_charp msg) {
+  auto* c = static_cast<PngContext*>(png_get_error_ptr(png));
+  if (c->error.empty()) c->error = msg;
+  png_longjmp(png, 1);
+}
+
+void on_warning(png_structp, png_const_charp) {}  // Pillow ignores warnings too
+
+void on_read(png_structp png, png_bytep out, size_t n) {
+  auto* c = static_cast<PngContext*>(png_get_io_ptr(png));
+  if (n > c->size - c->pos) {
+    c->error = "file is truncated";
+    png_longjmp(png, 1);
+  }
+  std::memcpy(out, c->data + c->pos, n);
+  c->pos += n;
+}
+
+bool run_libpng(PngContext* c) {
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
+  if (!png) {
+    c->error = "out of memory";
+    return false;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (!info) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    c->error = "out of memory";
+    return false;
+  }
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return c->image_done;
+  }
+  png_set_read_fn(png, c, on_read);
+  png_read_info(png, info);
+
+  png_uint_32 w = 0, h = 0;
+  int depth = 0, color = 0, interlace = 0;
+  png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, nullptr, nullptr);
+  try {
+    check_header(w, h, *c->limits, *c->name);
+  } catch (const Error& e) {
+    c->error = e.what();
+    c->limit_error = true;
+    png_destroy_read_struct(&png, &info, nullptr);
+    return false;
+  }
+
+  const bool gray16 = depth == 16 && color == PNG_COLOR_TYPE_GRAY;
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (depth == 16 && !gray16) png_set_strip_16(png);  // keeps the high byte, as Pillow's ;16B
+  if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+
+  c->width = static_cast<int>(w);
+  c->height = static_cast<int>(h);
+  c->channels = png_get_channels(png, info);
+  c->bit_depth = png_get_bit_depth(png, info);
+  const size_t rowbytes = png_get_rowbytes(png, info);
+  c->pixels.resize(rowbytes * h);
+  std::vector<png_bytep> rows(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = c->pixels.data() + y * rowbytes;
+  png_read_image(png, rows.data());
+  c->image_done = true;
+
+  png_read_end(png, info);  // eXIf may follow the image data
+  png_bytep exif = nullptr;
+  png_uint_32 exif_len = 0;
+  if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif && exif_len > 0)
+    c->exif.assign(exif, exif + exif_len);
+  png_destroy_read_struct(&png, &info, nullptr);
+  return true;
+}
+
+}  // namespace
+
+Decoded decode_png(const uint8_t* data, size_t size, const DecodeLimits& limits,
+                   const std::string& name) {
+  // Read the IHDR size ourselves first: a bomb is refused even if the rest of the file is junk.
+  if (size < 33) throw Error(name + ": PNG file is truncated (" + std::to_string(size) + " bytes)");
+  if (std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t o) {
+      return (uint32_t{data[o]} << 24) | (uint32_t{data[o + 1]} << 16) | (uint32_t{data[o + 2]} << 8) | data[o + 3];
+    };
+    check_header(be32(16), be32(20), limits, name);
+  }
+
+  PngContext c;
+  c.data = data;
+  c.size = size;
+  c.limits = &limits;
+  c.name = &name;
+  if (!run_libpng(&c)) {
+    if (c.limit_error) throw Error(c.error);
+    throw Error(name + ": invalid or corrupt PNG: " + c.error);
+  }
+
+  Decoded d;
+  Image& img = d.image;
+  img.width = c.width;
+  img.height = c.height;
+  img.rgb.resize(static_cast<size_t>(c.width) * c.height * 3);
+  const size_t n = static_cast<size_t>(c.width) * c.height;
+  const uint8_t* s = c.pixels.data();
+  uint8_t* o = img.rgb.data();
+  if (c.bit_depth == 16) {  // only 16-bit gray gets here: Pillow "I;16" -> RGB clips at 255
+    for (size_t i = 0; i < n; ++i, s += 2 * c.channels, o += 3)
+      o[0] = o[1] = o[2] = s[0] != 0 ? 255 : s[1];
+  } else {
+    for (size_t i = 0; i < n; ++i, s += c.channels, o += 3) {
+      if (c.channels <= 2) {
+        o[0] = o[1] = o[2] = s[0];
+      } else {
+        o[0] = s[0];
+        o[1] = s[1];
+        o[2] = s[2];
+      }
+    }
+  }
+  d.exif = std::move(c.exif);
+  return d;
+}
+
+}  // namespace omni::image::detail

@@ -156,6 +156,22 @@ open(os.path.join(OUT, "jpeg_exif6.jpg"), "wb").write(buf.getvalue())
 save_rgb("jpeg_exif6", ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))))
 save_rgb("jpeg_exif6_raw", Image.open(io.BytesIO(buf.getvalue())))
 
+# 6. All eight orientations through PNG eXIf chunks, one through a WebP EXIF chunk.
+osrc = smooth(7, 5, 13)
+for o in range(1, 9):
+    exif = Image.Exif()
+    exif[0x0112] = o
+    buf = io.BytesIO()
+    osrc.save(buf, "PNG", exif=exif.tobytes())
+    open(os.path.join(OUT, f"png_exif{o}.png"), "wb").write(buf.getvalue())
+    save_rgb(f"png_exif{o}", ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))))
+exif = Image.Exif()
+exif[0x0112] = 8
+buf = io.BytesIO()
+osrc.save(buf, "WEBP", lossless=True, exif=exif.tobytes())
+open(os.path.join(OUT, "webp_exif8.webp"), "wb").write(buf.getvalue())
+save_rgb("webp_exif8", ImageOps.exif_transpose(Image.open(io.BytesIO(buf.getvalue()))))
+
 with open(os.path.join(OUT, "refs.json"), "w") as f:
     json.dump(refs, f, indent=0, sort_keys=True)
 print("wrote", len(refs), "references to", OUT)

@@ -101,6 +101,11 @@ TEST_CASE("EXIF orientation is applied like ImageOps.exif_transpose, or not when
   CHECK(compare(out, expect).differing == 0);
 }
 
+TEST_CASE("all eight orientations (PNG eXIf) and WebP EXIF match exif_transpose") {
+  for (int o = 1; o <= 8; ++o) check_equal("png_exif" + std::to_string(o) + ".png", "png_exif" + std::to_string(o));
+  check_equal("webp_exif8.webp", "webp_exif8");
+}
+
 TEST_CASE("bad inputs give an omni::Error naming the input and the problem") {
   SECTION("zero bytes") {
     CHECK_THROWS_WITH(decode_bytes({}), Contains("test.img") && Contains("empty input (0 bytes)"));

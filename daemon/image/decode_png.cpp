@@ -26,6 +26,7 @@ struct PngContext {
   bool image_done = false;    // errors after the pixels (trailing chunks) are ignored
   int width = 0, height = 0, channels = 0, bit_depth = 0;
   std::vector<uint8_t> pixels;  // decoded rows as libpng produced them
+  std::vector<png_bytep> rows;  // here, not in run_libpng's frame: longjmp skips destructors
   std::vector<uint8_t> exif;
 };
 
@@ -91,9 +92,9 @@ bool run_libpng(PngContext* c) {
   c->bit_depth = png_get_bit_depth(png, info);
   const size_t rowbytes = png_get_rowbytes(png, info);
   c->pixels.resize(rowbytes * h);
-  std::vector<png_bytep> rows(h);
-  for (png_uint_32 y = 0; y < h; ++y) rows[y] = c->pixels.data() + y * rowbytes;
-  png_read_image(png, rows.data());
+  c->rows.resize(h);
+  for (png_uint_32 y = 0; y < h; ++y) c->rows[y] = c->pixels.data() + y * rowbytes;
+  png_read_image(png, c->rows.data());
   c->image_done = true;
 
   png_read_end(png, info);  // eXIf may follow the image data

@@ -5,6 +5,7 @@
 // accumulator, clipping by arithmetic shift, horizontal pass first over only the rows the
 // vertical pass reads, then the vertical pass.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -95,18 +96,22 @@ void resample_horizontal(Image& out, const Image& in, int offset, const Coeffs& 
 }
 
 // `ymin_shift` is subtracted from the bounds (Pillow shifts them when the horizontal pass
-// produced only the needed rows).
+// produced only the needed rows). Rows are accumulated whole for cache locality; integer sums
+// do not depend on the order of addition, so the result is Pillow's.
 void resample_vertical(Image& out, const Image& in, int ymin_shift, const Coeffs& c) {
   const size_t stride = static_cast<size_t>(in.width) * 3;
+  std::vector<int32_t> acc(stride);
   for (int yy = 0; yy < out.height; ++yy) {
-    int ymin = c.bounds[yy * 2] - ymin_shift, ymax = c.bounds[yy * 2 + 1];
+    const int ymin = c.bounds[yy * 2] - ymin_shift, ymax = c.bounds[yy * 2 + 1];
     const int32_t* k = &c.kk[static_cast<size_t>(yy) * c.ksize];
-    uint8_t* dst = &out.rgb[static_cast<size_t>(yy) * stride];
-    for (size_t i = 0; i < stride; ++i) {
-      int32_t s = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < ymax; ++y) s += in.rgb[(y + ymin) * stride + i] * k[y];
-      dst[i] = clip8(s);
+    std::fill(acc.begin(), acc.end(), int32_t{1} << (kPrecisionBits - 1));
+    for (int y = 0; y < ymax; ++y) {
+      const uint8_t* row = &in.rgb[(y + ymin) * stride];
+      const int32_t w = k[y];
+      for (size_t i = 0; i < stride; ++i) acc[i] += row[i] * w;
     }
+    uint8_t* dst = &out.rgb[static_cast<size_t>(yy) * stride];
+    for (size_t i = 0; i < stride; ++i) dst[i] = clip8(acc[i]);
   }
 }
 

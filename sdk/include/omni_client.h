@@ -1,0 +1,111 @@
+/* omni_client.h - C API of the omnid client SDK (libomni_sdk).
+ *
+ * All strings are UTF-8 and NUL-terminated unless a length is given.
+ * No C++ exception ever crosses this API: every function catches everything and
+ * reports an omni_status code; the message of the last failure on the calling
+ * thread is available from omni_last_error().
+ *
+ * THREAD-SAFETY CONTRACT
+ *  - omni_client_generate / omni_client_status_json on one handle are serialized
+ *    internally (safe from several threads, executed one at a time). Use one handle
+ *    per concurrent request stream.
+ *  - omni_client_cancel may be called from any thread, also from inside the token
+ *    callback; it is idempotent and never blocks on a running generate.
+ *  - omni_client_destroy must not race with any other call on the same handle.
+ *  - The token callback runs on the thread that called omni_client_generate.
+ */
+#ifndef OMNI_CLIENT_H
+#define OMNI_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum omni_status {
+  OMNI_OK = 0,
+  OMNI_E_INVALID_ARG = -1,   /* bad argument passed to this API */
+  OMNI_E_UNAVAILABLE = -2,   /* daemon not reachable / connection lost */
+  OMNI_E_PROTOCOL = -3,      /* bad_frame / bad_message from either side */
+  OMNI_E_TOO_LARGE = -4,     /* a limit was exceeded */
+  OMNI_E_UNSUPPORTED_VERSION = -5,
+  OMNI_E_BUSY = -6,          /* daemon saturated; retry later */
+  OMNI_E_NOT_ALLOWED = -7,   /* peer credentials rejected */
+  OMNI_E_BAD_IMAGE = -8,     /* image unreadable / rejected */
+  OMNI_E_TIMEOUT = -9,
+  OMNI_E_INTERNAL = -10,
+  OMNI_E_NOT_READY = -11,    /* daemon still loading */
+  OMNI_E_NO_MEMORY = -12
+} omni_status;
+
+typedef enum omni_image_format { OMNI_IMAGE_ENCODED = 0, OMNI_IMAGE_RGB = 1 } omni_image_format;
+
+typedef struct omni_image {
+  const void* data;        /* encoded file bytes (PNG/JPEG/WebP) or packed RGB8 */
+  size_t size;
+  int format;              /* omni_image_format */
+  uint32_t width, height;  /* RGB only */
+} omni_image;
+
+typedef struct omni_generate_params {
+  const char* prompt;               /* required */
+  const omni_image* images;
+  size_t n_images;
+  uint32_t max_tokens;              /* 0 -> 256 */
+  float temperature;                /* default 0.7 */
+  uint32_t top_k;                   /* 0 = off */
+  float top_p;                      /* default 1.0 */
+  float repetition_penalty;         /* default 1.0 */
+  uint64_t seed;
+  int greedy;                       /* non-zero: argmax */
+  const char* const* stop;
+  size_t n_stop;
+  uint32_t deadline_ms;             /* 0 = none */
+  uint64_t request_id;              /* 0 = assigned; see omni_client_next_request_id */
+} omni_generate_params;
+
+typedef struct omni_done {
+  uint64_t request_id;
+  char finish_reason[16];           /* "stop" | "length" | "cancelled" | "deadline" | "error" */
+  uint32_t prompt_tokens, completion_tokens, image_tokens;
+  double queue_ms, prefill_ms, decode_ms, total_ms;
+} omni_done;
+
+/* Token callback: piece is a UTF-8 fragment of `len` bytes (NUL-terminated too). */
+typedef void (*omni_token_fn)(void* user, uint64_t request_id, const char* piece, size_t len, int64_t token_id);
+
+typedef struct omni_client omni_client;
+
+/* Fill params with defaults. */
+void omni_generate_params_init(omni_generate_params* p);
+
+/* Create a handle. Does not connect yet (the first call does). */
+omni_status omni_client_create(const char* socket_path, const char* client_name, omni_client** out);
+void omni_client_destroy(omni_client* c);
+
+uint64_t omni_client_next_request_id(omni_client* c);
+
+/* Blocking generate with streaming callback. On OMNI_OK, *out_done (optional) holds
+ * the final info (finish_reason may be "cancelled", "deadline" or "error"). */
+omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, omni_token_fn on_token,
+                                 void* user, omni_done* out_done);
+
+/* Best-effort, idempotent cancel of request_id. */
+omni_status omni_client_cancel(omni_client* c, uint64_t request_id);
+
+/* Daemon status as a JSON object text (model, queue_depth, active_requests,
+ * tokens_per_s, details). Free with omni_string_free. */
+omni_status omni_client_status_json(omni_client* c, char** out_json);
+void omni_string_free(char* s);
+
+/* Message of the last failed call on this thread ("" if none). Valid until the next
+ * call on this thread. */
+const char* omni_last_error(void);
+const char* omni_status_name(omni_status s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* OMNI_CLIENT_H */

@@ -1,0 +1,172 @@
+// C API over omni::sdk::Client. Every entry catches everything.
+#include "omni_client.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "sdk/client.h"
+#include "sdk/status_map.h"
+
+struct omni_client {
+  omni::sdk::Client client;
+  explicit omni_client(omni::sdk::ClientOptions o) : client(std::move(o)) {}
+};
+
+namespace {
+thread_local std::string g_last_error;
+
+omni_status fail(omni_status s, const std::string& msg) {
+  g_last_error = msg;
+  return s;
+}
+
+template <typename F>
+omni_status guarded(F&& f) noexcept {
+  try {
+    g_last_error.clear();
+    return f();
+  } catch (const omni::sdk::Error& e) {
+    return fail(omni::sdk::to_status(e.code()), e.what());
+  } catch (const omni::ipc::IpcError& e) {
+    return fail(omni::sdk::to_status(e.code()), e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(OMNI_E_NO_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(OMNI_E_INTERNAL, e.what());
+  } catch (...) {
+    return fail(OMNI_E_INTERNAL, "unknown error");
+  }
+}
+}  // namespace
+
+extern "C" {
+
+void omni_generate_params_init(omni_generate_params* p) {
+  if (!p) return;
+  std::memset(p, 0, sizeof(*p));
+  p->max_tokens = 256;
+  p->temperature = 0.7f;
+  p->top_p = 1.0f;
+  p->repetition_penalty = 1.0f;
+}
+
+omni_status omni_client_create(const char* socket_path, const char* client_name, omni_client** out) {
+  return guarded([&] {
+    if (!socket_path || !out) return fail(OMNI_E_INVALID_ARG, "socket_path and out are required");
+    *out = nullptr;
+    omni::sdk::ClientOptions o;
+    o.socket_path = socket_path;
+    if (client_name) o.client_name = client_name;
+    *out = new omni_client(std::move(o));
+    return OMNI_OK;
+  });
+}
+
+void omni_client_destroy(omni_client* c) {
+  try {
+    delete c;
+  } catch (...) {
+  }
+}
+
+uint64_t omni_client_next_request_id(omni_client* c) { return c ? c->client.next_request_id() : 0; }
+
+omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, omni_token_fn on_token, void* user,
+                                 omni_done* out_done) {
+  return guarded([&] {
+    if (!c || !p || !p->prompt) return fail(OMNI_E_INVALID_ARG, "client, params and params->prompt are required");
+    if (p->n_images && !p->images) return fail(OMNI_E_INVALID_ARG, "images is NULL");
+    if (p->n_stop && !p->stop) return fail(OMNI_E_INVALID_ARG, "stop is NULL");
+    omni::sdk::GenerateRequest r;
+    r.request_id = p->request_id;
+    r.prompt = p->prompt;
+    r.max_tokens = p->max_tokens ? p->max_tokens : 256;
+    r.sampling.temperature = p->temperature;
+    r.sampling.top_k = p->top_k;
+    r.sampling.top_p = p->top_p;
+    r.sampling.repetition_penalty = p->repetition_penalty;
+    r.sampling.seed = p->seed;
+    r.sampling.greedy = p->greedy != 0;
+    r.deadline_ms = p->deadline_ms;
+    for (size_t i = 0; i < p->n_stop; ++i) {
+      if (!p->stop[i]) return fail(OMNI_E_INVALID_ARG, "stop string is NULL");
+      r.stop.emplace_back(p->stop[i]);
+    }
+    for (size_t i = 0; i < p->n_images; ++i) {
+      const omni_image& im = p->images[i];
+      if (!im.data || !im.size) return fail(OMNI_E_INVALID_ARG, "image without data");
+      std::span<const uint8_t> bytes(static_cast<const uint8_t*>(im.data), im.size);
+      if (im.format == OMNI_IMAGE_RGB)
+        r.images.push_back(omni::sdk::Image::from_rgb(bytes, im.width, im.height));
+      else if (im.format == OMNI_IMAGE_ENCODED)
+        r.images.push_back(omni::sdk::Image::from_bytes(bytes));
+      else
+        return fail(OMNI_E_INVALID_ARG, "unknown image format");
+    }
+    auto cb = [&](const omni::ipc::Token& t) {
+      if (on_token) on_token(user, t.id, t.text.c_str(), t.text.size(), t.token);
+    };
+    omni::ipc::Done d = c->client.generate(r, cb);
+    if (out_done) {
+      std::memset(out_done, 0, sizeof(*out_done));
+      out_done->request_id = d.id;
+      std::strncpy(out_done->finish_reason, omni::ipc::finish_reason_name(d.reason), sizeof(out_done->finish_reason) - 1);
+      out_done->prompt_tokens = d.prompt_tokens;
+      out_done->completion_tokens = d.completion_tokens;
+      out_done->image_tokens = d.image_tokens;
+      out_done->queue_ms = d.timings.queue_ms;
+      out_done->prefill_ms = d.timings.prefill_ms;
+      out_done->decode_ms = d.timings.decode_ms;
+      out_done->total_ms = d.timings.total_ms;
+    }
+    if (d.reason == omni::ipc::FinishReason::error) g_last_error = d.error_code + ": " + d.error_message;
+    return OMNI_OK;
+  });
+}
+
+omni_status omni_client_cancel(omni_client* c, uint64_t request_id) {
+  return guarded([&] {
+    if (!c) return fail(OMNI_E_INVALID_ARG, "client is NULL");
+    c->client.cancel(request_id);
+    return OMNI_OK;
+  });
+}
+
+omni_status omni_client_status_json(omni_client* c, char** out_json) {
+  return guarded([&] {
+    if (!c || !out_json) return fail(OMNI_E_INVALID_ARG, "client and out_json are required");
+    *out_json = nullptr;
+    const std::string j = omni::sdk::status_to_json(c->client.status());
+    char* s = static_cast<char*>(std::malloc(j.size() + 1));
+    if (!s) return fail(OMNI_E_NO_MEMORY, "out of memory");
+    std::memcpy(s, j.c_str(), j.size() + 1);
+    *out_json = s;
+    return OMNI_OK;
+  });
+}
+
+void omni_string_free(char* s) { std::free(s); }
+
+const char* omni_last_error(void) { return g_last_error.c_str(); }
+
+const char* omni_status_name(omni_status s) {
+  switch (s) {
+    case OMNI_OK: return "ok";
+    case OMNI_E_INVALID_ARG: return "invalid_arg";
+    case OMNI_E_UNAVAILABLE: return "unavailable";
+    case OMNI_E_PROTOCOL: return "protocol";
+    case OMNI_E_TOO_LARGE: return "too_large";
+    case OMNI_E_UNSUPPORTED_VERSION: return "unsupported_version";
+    case OMNI_E_BUSY: return "busy";
+    case OMNI_E_NOT_ALLOWED: return "not_allowed";
+    case OMNI_E_BAD_IMAGE: return "bad_image";
+    case OMNI_E_TIMEOUT: return "timeout";
+    case OMNI_E_INTERNAL: return "internal";
+    case OMNI_E_NOT_READY: return "not_ready";
+    case OMNI_E_NO_MEMORY: return "no_memory";
+  }
+  return "unknown";
+}
+
+}  // extern "C"

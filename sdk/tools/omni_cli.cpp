@@ -1,0 +1,94 @@
+// omni - command-line client of the omnid daemon.
+//   omni ask --socket PATH [--image FILE]... [--max-tokens N] [--greedy] "question"
+//   omni status --socket PATH [--json]
+// Exit codes: 0 ok, 1 usage, 2 daemon unreachable, 3 request failed.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "sdk/client.h"
+
+
+int main(int argc, char** argv) {
+  CLI::App app{"omni: client of the omnid inference daemon"};
+  app.require_subcommand(1);
+  const char* env_sock = std::getenv("OMNI_SOCKET");
+  std::string socket = env_sock ? env_sock : "/run/omnid/omnid.sock";
+
+  auto* ask = app.add_subcommand("ask", "ask a question (optionally about images); prints the answer");
+  std::vector<std::string> images;
+  uint32_t max_tokens = 256;
+  bool greedy = false;
+  double temperature = 0.7, top_p = 1.0;
+  uint32_t top_k = 0, deadline_ms = 0;
+  uint64_t seed = 0;
+  std::string question;
+  bool show_stats = false;
+  ask->add_option("--socket", socket, "daemon socket path (env OMNI_SOCKET)");
+  ask->add_option("--image", images, "image file (repeatable)");
+  ask->add_option("--max-tokens", max_tokens, "maximum new tokens")->check(CLI::Range(1u, 1000000u));
+  ask->add_flag("--greedy", greedy, "greedy decoding");
+  ask->add_option("--temperature", temperature);
+  ask->add_option("--top-p", top_p);
+  ask->add_option("--top-k", top_k);
+  ask->add_option("--seed", seed);
+  ask->add_option("--deadline-ms", deadline_ms);
+  ask->add_flag("--stats", show_stats, "print counts and timings to stderr");
+  ask->add_option("question", question, "the question")->required();
+
+  auto* status = app.add_subcommand("status", "print daemon status");
+  bool json = false;
+  status->add_option("--socket", socket, "daemon socket path (env OMNI_SOCKET)");
+  status->add_flag("--json", json, "print JSON");
+
+  CLI11_PARSE(app, argc, argv);
+
+  omni::sdk::ClientOptions opts;
+  opts.socket_path = socket;
+  opts.client_name = "omni-cli";
+  omni::sdk::Client client(opts);
+  try {
+    if (*status) {
+      const auto s = client.status();
+      if (json) {
+        std::cout << omni::sdk::status_to_json(s, 2) << "\n";
+      } else {
+        std::cout << "model: " << s.model << "\nqueue_depth: " << s.queue_depth
+                  << "\nactive_requests: " << s.active_requests << "\ntokens_per_s: " << s.tokens_per_s << "\n";
+      }
+      return 0;
+    }
+    omni::sdk::GenerateRequest req;
+    req.prompt = question;
+    req.max_tokens = max_tokens;
+    req.sampling.greedy = greedy;
+    req.sampling.temperature = temperature;
+    req.sampling.top_p = top_p;
+    req.sampling.top_k = top_k;
+    req.sampling.seed = seed;
+    req.deadline_ms = deadline_ms;
+    for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f));
+    const auto done = client.generate(req, [](const omni::ipc::Token& t) {
+      std::fwrite(t.text.data(), 1, t.text.size(), stdout);
+      std::fflush(stdout);
+    });
+    std::fputc('\n', stdout);
+    if (show_stats)
+      std::fprintf(stderr, "reason=%s prompt_tokens=%u completion_tokens=%u total_ms=%.1f\n",
+                   omni::ipc::finish_reason_name(done.reason), done.prompt_tokens, done.completion_tokens,
+                   done.timings.total_ms);
+    if (done.reason == omni::ipc::FinishReason::error) {
+      std::fprintf(stderr, "omni: request failed: %s: %s\n", done.error_code.c_str(), done.error_message.c_str());
+      return 3;
+    }
+    return 0;
+  } catch (const omni::sdk::Error& e) {
+    std::fprintf(stderr, "omni: %s: %s\n", omni::ipc::error_code_name(e.code()), e.what());
+    return e.code() == omni::ipc::ErrorCode::unavailable ? 2 : 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "omni: %s\n", e.what());
+    return 3;
+  }
+}

@@ -4,7 +4,7 @@ find_package(Threads REQUIRED)
 find_package(Boost 1.74 REQUIRED)                 # Asio + Interprocess, header-only
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(CLI11 REQUIRED)
-find_package(msgpack-cxx REQUIRED)
+find_package(msgpack REQUIRED CONFIG PATHS /usr/lib/x86_64-linux-gnu/cmake/msgpackc-cxx)   # target msgpackc-cxx
 find_package(PNG REQUIRED)
 find_package(JPEG REQUIRED)
 find_package(OpenSSL REQUIRED)                    # SHA-256 of image bytes

@@ -69,6 +69,30 @@ inline float f16_to_f32(uint16_t h) {
   return f;
 }
 
+// Round-to-nearest-even float32 -> float16 (overflow to inf, subnormals kept).
+inline uint16_t f32_to_f16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t absu = u & 0x7fffffffu;
+  if (absu > 0x7f800000u) return uint16_t(sign | 0x7e00u);            // NaN
+  if (absu >= 0x477ff000u) return uint16_t(sign | 0x7c00u);           // overflow -> inf
+  if (absu < 0x38800000u) {                                           // subnormal or zero
+    if (absu < 0x33000000u) return uint16_t(sign);
+    const uint32_t man = (absu & 0x7fffffu) | 0x800000u;
+    const int shift = 126 - int(absu >> 23);                          // 14..24
+    const uint32_t rem = man & ((1u << shift) - 1);
+    const uint32_t mid = 1u << (shift - 1);
+    uint32_t h = man >> shift;
+    if (rem > mid || (rem == mid && (h & 1))) ++h;
+    return uint16_t(sign | h);
+  }
+  uint32_t h = ((absu >> 13) - (112u << 10));
+  const uint32_t rem = absu & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) ++h;
+  return uint16_t(sign | h);
+}
+
 // Converts n elements of `src` (dtype `from`) into float32.
 void convert_to_f32(const void* src, DType from, float* dst, size_t n);
 

@@ -32,9 +32,10 @@ class Ops {
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) = 0;
   // y = (x − mean) / sqrt(var + eps) · w + b, per row.
   virtual void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) = 0;
-  // Rotary embedding in the rotate-half (NeoX) layout, in place, on x [T, n_heads·head_dim];
-  // positions is I32 [T].
-  virtual void rope(Tensor& x, const Tensor& positions, int n_heads, int head_dim, float theta) = 0;
+  // Rotary embedding in the rotate-half (NeoX) layout, in place, on x [T, n_heads·head_dim]:
+  // pair (i, i + head_dim/2) turns by positions[t]·inv_freq[i]. positions is I32 [T],
+  // inv_freq F32 [head_dim/2] (the model computes it, so scaling variants stay model code).
+  virtual void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, int n_heads, int head_dim) = 0;
   // out[Tq, n_heads·head_dim] = softmax(scale · q kᵀ + mask) v, per head; k, v are [Tk, n_kv_heads·head_dim].
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                          const AttentionArgs& args) = 0;

@@ -1,0 +1,42 @@
+#pragma once
+// One .safetensors file: an 8-byte little-endian header length, a JSON header naming
+// each tensor's dtype, shape and byte range, then the data. Everything in the header
+// is checked against the file before a tensor is handed out.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/mapped_file.h"
+#include "kernels/dtype.h"
+
+namespace omni {
+
+struct TensorView {
+  std::string name;
+  std::string file;              // path of the file holding it, for messages
+  kernels::DType dtype = kernels::DType::F32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr; // inside the memory map
+  size_t bytes = 0;
+
+  int64_t numel() const;
+  std::string shape_str() const;  // "[64, 128]"
+};
+
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::string& path);
+
+  const std::string& path() const { return map_->path(); }
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  const TensorView& get(const std::string& name) const;   // throws naming file and tensor
+  std::vector<std::string> names() const;
+
+ private:
+  std::unique_ptr<MappedFile> map_;
+  std::map<std::string, TensorView> tensors_;
+};
+
+}  // namespace omni

@@ -1,0 +1,50 @@
+#pragma once
+// Moves tensors from the checkpoint's memory map onto the device that owns them,
+// converting to the device's compute dtype, checking shapes against the config, and
+// reporting progress (bytes done of bytes planned) while a large model loads.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "kernels/tensor.h"
+
+namespace omni {
+
+struct LoadProgress {
+  size_t done_bytes = 0;
+  size_t total_bytes = 0;
+  size_t done_tensors = 0;
+  size_t total_tensors = 0;
+};
+using ProgressFn = std::function<void(const LoadProgress&)>;
+
+class WeightLoader {
+ public:
+  WeightLoader(const Checkpoint& ckpt, ProgressFn progress = {});
+
+  // Announces a tensor that load() will fetch, so progress has a total. Optional.
+  void plan(const std::string& name);
+  // Loads `name`, which must have `shape`, onto `dev`.
+  kernels::Tensor load(const std::string& name, const std::vector<int64_t>& shape,
+                       const std::shared_ptr<kernels::Device>& dev);
+  // Rows [first, first+count) of a 2-D tensor, or of a 1-D tensor (for tensor-parallel shards).
+  kernels::Tensor load_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                            int64_t count, const std::shared_ptr<kernels::Device>& dev);
+  // Columns [first, first+count) of a 2-D tensor.
+  kernels::Tensor load_cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                            int64_t count, const std::shared_ptr<kernels::Device>& dev);
+  const Checkpoint& checkpoint() const { return ckpt_; }
+
+ private:
+  void report(size_t bytes);
+  const Checkpoint& ckpt_;
+  ProgressFn progress_;
+  LoadProgress state_;
+};
+
+// A ProgressFn that logs a line every 10 % (and at the end).
+ProgressFn log_progress(const std::string& what);
+
+}  // namespace omni

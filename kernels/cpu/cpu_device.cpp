@@ -1,0 +1,43 @@
+#include "kernels/cpu/cpu_device.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace omni::kernels {
+
+CpuDevice::CpuDevice(int index, size_t budget_bytes) : index_(index), budget_(budget_bytes) {}
+
+size_t CpuDevice::free_memory() const {
+  size_t used = used_.load();
+  return used >= budget_ ? 0 : budget_ - used;
+}
+
+void* CpuDevice::alloc(size_t bytes) {
+  size_t prev = used_.fetch_add(bytes);
+  if (prev + bytes > budget_) {
+    used_.fetch_sub(bytes);
+    throw std::runtime_error("out of memory on " + id().str() + ": " + std::to_string(bytes) +
+                             " bytes requested, " + std::to_string(budget_ - std::min(prev, budget_)) +
+                             " of " + std::to_string(budget_) + " free");
+  }
+  // 64-byte alignment for SIMD loads; aligned_alloc wants a multiple of the alignment.
+  void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!p) {
+    used_.fetch_sub(bytes);
+    throw std::runtime_error("host allocation of " + std::to_string(bytes) + " bytes failed on " +
+                             id().str());
+  }
+  return p;
+}
+
+void CpuDevice::release(void* p, size_t bytes) {
+  std::free(p);
+  used_.fetch_sub(bytes);
+}
+
+void CpuDevice::upload(void* dst, const void* host_src, size_t bytes) { std::memcpy(dst, host_src, bytes); }
+void CpuDevice::download(void* host_dst, const void* src, size_t bytes) { std::memcpy(host_dst, src, bytes); }
+
+}  // namespace omni::kernels

@@ -1,0 +1,227 @@
+#include "kernels/cpu/cpu_ops.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace omni::kernels {
+
+namespace {
+
+void require_f32(const Tensor& t, const char* op, const char* what) {
+  if (t.dtype() != DType::F32)
+    throw std::invalid_argument(std::string(op) + ": " + what + " must be F32 on the CPU backend, got " +
+                                t.describe());
+}
+
+void require_same_numel(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.numel() != b.numel())
+    throw std::invalid_argument(std::string(op) + ": " + a.describe() + " vs " + b.describe());
+}
+
+}  // namespace
+
+void CpuOps::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
+  require_f32(x, "linear", "input");
+  require_f32(w, "linear", "weight");
+  require_f32(y, "linear", "output");
+  const int64_t N = w.rows(), K = w.cols(), M = x.numel() / std::max<int64_t>(K, 1);
+  if (x.numel() != M * K || y.numel() != M * N)
+    throw std::invalid_argument("linear: shapes " + x.describe() + " x " + w.describe() + " -> " +
+                                y.describe());
+  if (M == 0) return;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N),
+              static_cast<int>(K), 1.0f, x.data<float>(), static_cast<int>(K), w.data<float>(),
+              static_cast<int>(K), 0.0f, y.data<float>(), static_cast<int>(N));
+  if (bias) {
+    require_f32(*bias, "linear", "bias");
+    if (bias->numel() != N) throw std::invalid_argument("linear: bias " + bias->describe());
+    const float* b = bias->data<float>();
+    float* out = y.data<float>();
+#pragma omp parallel for if (M * N > 65536)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) out[i * N + j] += b[j];
+  }
+}
+
+void CpuOps::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
+  require_f32(x, "rms_norm", "input");
+  require_same_numel(x, y, "rms_norm");
+  const int64_t W = w.numel();
+  if (W == 0 || x.numel() % W != 0) throw std::invalid_argument("rms_norm: width of " + w.describe());
+  const int64_t R = x.numel() / W;
+  const float* in = x.data<float>();
+  const float* g = w.data<float>();
+  float* out = y.data<float>();
+#pragma omp parallel for if (R * W > 65536)
+  for (int64_t r = 0; r < R; ++r) {
+    const float* row = in + r * W;
+    double ss = 0;
+    for (int64_t i = 0; i < W; ++i) ss += double(row[i]) * row[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(W) + eps));
+    for (int64_t i = 0; i < W; ++i) out[r * W + i] = row[i] * inv * g[i];
+  }
+}
+
+void CpuOps::layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) {
+  require_f32(x, "layer_norm", "input");
+  require_same_numel(x, y, "layer_norm");
+  const int64_t W = w.numel();
+  if (W == 0 || x.numel() % W != 0 || b.numel() != W)
+    throw std::invalid_argument("layer_norm: width of " + w.describe());
+  const int64_t R = x.numel() / W;
+  const float* in = x.data<float>();
+  const float* g = w.data<float>();
+  const float* bb = b.data<float>();
+  float* out = y.data<float>();
+#pragma omp parallel for if (R * W > 65536)
+  for (int64_t r = 0; r < R; ++r) {
+    const float* row = in + r * W;
+    double mean = 0;
+    for (int64_t i = 0; i < W; ++i) mean += row[i];
+    mean /= double(W);
+    double var = 0;
+    for (int64_t i = 0; i < W; ++i) var += (row[i] - mean) * (row[i] - mean);
+    var /= double(W);
+    const double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t i = 0; i < W; ++i) out[r * W + i] = static_cast<float>((row[i] - mean) * inv) * g[i] + bb[i];
+  }
+}
+
+void CpuOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, int n_heads, int head_dim) {
+  require_f32(x, "rope", "input");
+  require_f32(inv_freq, "rope", "inv_freq");
+  const int64_t T = positions.numel();
+  const int half = head_dim / 2;
+  if (positions.dtype() != DType::I32 || x.numel() != T * n_heads * head_dim || head_dim % 2 ||
+      inv_freq.numel() != half)
+    throw std::invalid_argument("rope: " + x.describe() + " with positions " + positions.describe() +
+                                " and inv_freq " + inv_freq.describe());
+  const int32_t* pos = positions.data<int32_t>();
+  const float* freq = inv_freq.data<float>();
+  float* data = x.data<float>();
+#pragma omp parallel for if (T * n_heads > 64)
+  for (int64_t t = 0; t < T; ++t) {
+    for (int i = 0; i < half; ++i) {
+      const double a = double(pos[t]) * double(freq[i]);
+      const double c = std::cos(a), s = std::sin(a);
+      for (int h = 0; h < n_heads; ++h) {
+        float* v = data + (t * n_heads + h) * head_dim;
+        const double x1 = v[i], x2 = v[i + half];
+        v[i] = static_cast<float>(x1 * c - x2 * s);
+        v[i + half] = static_cast<float>(x2 * c + x1 * s);
+      }
+    }
+  }
+}
+
+void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                       const AttentionArgs& a) {
+  require_f32(q, "attention", "q");
+  require_f32(k, "attention", "k");
+  require_f32(v, "attention", "v");
+  require_f32(out, "attention", "out");
+  if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0)
+    throw std::invalid_argument("attention: " + std::to_string(a.n_heads) + " heads over " +
+                                std::to_string(a.n_kv_heads) + " kv heads");
+  const int64_t qw = int64_t(a.n_heads) * a.head_dim, kw = int64_t(a.n_kv_heads) * a.head_dim;
+  const int64_t Tq = q.numel() / qw, Tk = k.numel() / kw;
+  if (q.numel() != Tq * qw || k.numel() != Tk * kw || v.numel() != Tk * kw || out.numel() != Tq * qw)
+    throw std::invalid_argument("attention: q " + q.describe() + ", k " + k.describe() + ", v " +
+                                v.describe() + ", out " + out.describe());
+  if (Tq == 0) return;
+  const int group = a.n_heads / a.n_kv_heads;
+  std::vector<float> scores(static_cast<size_t>(Tq * Tk));
+  for (int h = 0; h < a.n_heads; ++h) {
+    const int kvh = h / group;
+    const float* qh = q.data<float>() + int64_t(h) * a.head_dim;
+    const float* kh = k.data<float>() + int64_t(kvh) * a.head_dim;
+    const float* vh = v.data<float>() + int64_t(kvh) * a.head_dim;
+    float* oh = out.data<float>() + int64_t(h) * a.head_dim;
+    // scores = scale · Q_h K_hᵀ
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(Tq), int(Tk), a.head_dim, a.scale, qh,
+                int(qw), kh, int(kw), 0.0f, scores.data(), int(Tk));
+#pragma omp parallel for if (Tq * Tk > 16384)
+    for (int64_t i = 0; i < Tq; ++i) {
+      float* row = scores.data() + i * Tk;
+      const int64_t visible = a.causal_offset < 0 ? Tk : std::min(Tk, a.causal_offset + i + 1);
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+      double sum = 0;
+      for (int64_t j = 0; j < visible; ++j) {
+        row[j] = std::exp(row[j] - mx);
+        sum += row[j];
+      }
+      const float inv = visible > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
+      for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+      for (int64_t j = visible; j < Tk; ++j) row[j] = 0.0f;
+    }
+    // out_h = P V_h
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(Tq), a.head_dim, int(Tk), 1.0f,
+                scores.data(), int(Tk), vh, int(kw), 0.0f, oh, int(qw));
+  }
+}
+
+void CpuOps::silu_mul(const Tensor& gate, const Tensor& up, Tensor& y) {
+  require_same_numel(gate, up, "silu_mul");
+  require_same_numel(gate, y, "silu_mul");
+  const int64_t n = gate.numel();
+  const float* g = gate.data<float>();
+  const float* u = up.data<float>();
+  float* o = y.data<float>();
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void CpuOps::gelu_tanh(Tensor& x) {
+  const int64_t n = x.numel();
+  float* d = x.data<float>();
+  const double k = std::sqrt(2.0 / M_PI);
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const double u = d[i];
+    d[i] = static_cast<float>(0.5 * u * (1.0 + std::tanh(k * (u + 0.044715 * u * u * u))));
+  }
+}
+
+void CpuOps::add(const Tensor& a, const Tensor& b, Tensor& y) {
+  require_same_numel(a, b, "add");
+  require_same_numel(a, y, "add");
+  const int64_t n = a.numel();
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  float* o = y.data<float>();
+#pragma omp parallel for if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) o[i] = pa[i] + pb[i];
+}
+
+void CpuOps::embedding(const Tensor& table, const Tensor& ids, Tensor& y) {
+  require_f32(table, "embedding", "table");
+  if (ids.dtype() != DType::I32) throw std::invalid_argument("embedding: ids must be I32");
+  const int64_t W = table.cols(), V = table.rows(), T = ids.numel();
+  if (y.numel() != T * W) throw std::invalid_argument("embedding: output " + y.describe());
+  const int32_t* id = ids.data<int32_t>();
+  for (int64_t t = 0; t < T; ++t) {
+    if (id[t] < 0 || id[t] >= V)
+      throw std::out_of_range("token id " + std::to_string(id[t]) + " outside the vocabulary of " +
+                              std::to_string(V));
+    std::copy_n(table.data<float>() + int64_t(id[t]) * W, W, y.data<float>() + t * W);
+  }
+}
+
+void CpuOps::copy(const Tensor& src, Tensor& dst) {
+  require_same_numel(src, dst, "copy");
+  if (src.dtype() == dst.dtype()) {
+    std::copy_n(static_cast<const char*>(src.raw()), src.nbytes(), static_cast<char*>(dst.raw()));
+    return;
+  }
+  require_f32(dst, "copy", "destination");
+  convert_to_f32(src.raw(), src.dtype(), dst.data<float>(), static_cast<size_t>(src.numel()));
+}
+
+}  // namespace omni::kernels

@@ -1,0 +1,24 @@
+#pragma once
+// The reference backend: float32 everywhere, OpenBLAS for GEMMs, OpenMP for the
+// element-wise loops. Numerics favour exactness over speed (double accumulators in
+// norms and softmax sums) because the goldens are computed in float64.
+#include "kernels/ops.h"
+
+namespace omni::kernels {
+
+class CpuOps final : public Ops {
+ public:
+  void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
+  void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
+  void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override;
+  void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, int n_heads, int head_dim) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+                 const AttentionArgs& args) override;
+  void silu_mul(const Tensor& gate, const Tensor& up, Tensor& y) override;
+  void gelu_tanh(Tensor& x) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& y) override;
+  void embedding(const Tensor& table, const Tensor& ids, Tensor& y) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+};
+
+}  // namespace omni::kernels

@@ -1,10 +1,14 @@
 // omnid dump: runs a checkpoint on given tokens and writes what it computed as .npy
 // files, for comparison with reference implementations.
 #include <filesystem>
+#include <fstream>
 #include <sstream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "cli/device_options.h"
+#include "cli/read_file.h"
+#include "model/answer.h"
 #include "model/causal_lm.h"
 #include "util/error.h"
 #include "util/npy.h"
@@ -32,13 +36,73 @@ std::vector<int32_t> parse_tokens(const std::string& s) {
 }
 
 struct DumpArgs {
-  std::string model, tokens, out;
+  std::string model, tokens, out, image, text;
   int generate = 0;
   int pad_id = 0;
   DeviceOptions devices;
 };
 
+// The MiniCPM-V form: picture + question through slicing, the tower, the resampler
+// and the decoder, writing every intermediate the reference can be compared at.
+void run_dump_vision(const DumpArgs& a) {
+  std::filesystem::create_directories(a.out);
+  ChatModelOptions mo;
+  auto model = ChatModel::load(a.model, a.devices.placer(), log_progress(a.model), mo);
+  std::vector<ImageInput> images;
+  if (!a.image.empty()) images.push_back({a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes)});
+  ChatPrompt prompt = model->prepare(images, a.text);
+  {
+    nlohmann::json pj = {{"text", prompt.text}, {"ids", prompt.ids}};
+    std::ofstream(a.out + "/prompt.json") << pj.dump(1);
+  }
+  if (!prompt.images.empty()) {
+    const auto& sl = prompt.images[0].sliced;
+    nlohmann::json sj;
+    sj["grid"] = sl.grid ? nlohmann::json::array({sl.grid->first, sl.grid->second}) : nlohmann::json(nullptr);
+    sj["sizes_wh"] = nlohmann::json::array();
+    sj["tgt_sizes_hw"] = nlohmann::json::array();
+    for (size_t i = 0; i < sl.pieces.size(); ++i) {
+      const auto& p = sl.pieces[i];
+      sj["sizes_wh"].push_back({p.width, p.height});
+      sj["tgt_sizes_hw"].push_back({p.height / 14, p.width / 14});
+      std::vector<float> px = model->piece_pixels(p);
+      write_npy(a.out + "/pixels_" + std::to_string(i) + ".npy", px.data(), {3, p.height, p.width});
+    }
+    std::ofstream(a.out + "/slices.json") << sj.dump(1);
+  }
+  auto vision = model->encode_images(prompt);
+  if (!vision.empty()) {
+    std::vector<float> all;
+    int64_t pieces = 0;
+    for (const auto& v : vision) {
+      all.insert(all.end(), v->data.begin(), v->data.end());
+      pieces += v->pieces;
+    }
+    write_npy(a.out + "/vision_embeds.npy", all.data(), {pieces, model->query_num(), model->config().hidden});
+  }
+  const Decoder& dec = model->decoder();
+  kernels::Tensor emb = model->embed_prompt(prompt, vision);
+  auto cache = dec.new_cache(emb.rows());
+  std::vector<float> logits = prefill(dec, *cache, emb, true);
+  write_npy(a.out + "/logits.npy", logits.data(), {emb.rows(), dec.config().vocab});
+  if (a.generate > 0) {
+    kernels::Tensor gen_emb = drop_pad_rows(emb, prompt.ids, a.pad_id);
+    auto gen_cache = dec.new_cache(gen_emb.rows() + a.generate + 1);
+    SamplingParams greedy;
+    greedy.greedy = true;
+    Sampler s(greedy);
+    std::vector<int32_t> gen = generate(dec, *gen_cache, prefill(dec, *gen_cache, gen_emb, false), a.generate, s, {});
+    write_npy(a.out + "/generated.npy", gen.data(), {int64_t(gen.size())});
+  }
+}
+
 void run_dump(const DumpArgs& a) {
+  if (!a.text.empty() || !a.image.empty()) {
+    if (!a.tokens.empty()) throw Error("dump: give either --tokens or --image/--text, not both");
+    run_dump_vision(a);
+    return;
+  }
+  if (a.tokens.empty()) throw Error("dump: give --tokens, or --text (with --image for a picture)");
   std::vector<int32_t> ids = parse_tokens(a.tokens);
   std::filesystem::create_directories(a.out);
   auto lm = CausalLm::load(a.model, a.devices.placer(), log_progress(a.model));
@@ -66,7 +130,9 @@ void add_dump_command(CLI::App& app) {
   auto a = std::make_shared<DumpArgs>();
   CLI::App* cmd = app.add_subcommand("dump", "Run a checkpoint on given tokens and write logits (and greedy tokens) as .npy");
   cmd->add_option("--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
-  cmd->add_option("--tokens", a->tokens, "Comma-separated prompt token ids")->required();
+  cmd->add_option("--tokens", a->tokens, "Comma-separated prompt token ids");
+  cmd->add_option("--image", a->image, "A picture (MiniCPM-V checkpoints)");
+  cmd->add_option("--text", a->text, "The question, put through the chat template");
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_option("--generate", a->generate, "Greedy tokens to generate after the prompt")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--pad-id", a->pad_id,

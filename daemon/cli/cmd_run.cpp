@@ -1,0 +1,55 @@
+// omnid run: answers one question (optionally about pictures) in this process and
+// prints the answer as it is generated.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/device_options.h"
+#include "cli/read_file.h"
+#include "cli/sampling_options.h"
+#include "model/answer.h"
+
+namespace omni {
+
+namespace {
+
+struct RunArgs {
+  std::string model, question;
+  std::vector<std::string> images;
+  int max_tokens = 512;
+  std::vector<std::string> stops;
+  DeviceOptions devices;
+  SamplingOptions sampling;
+};
+
+void run(const RunArgs& a) {
+  ChatModelOptions mo;
+  auto model = ChatModel::load(a.model, a.devices.placer(), log_progress(a.model), mo);
+  std::vector<ImageInput> images;
+  for (const auto& path : a.images) images.push_back({path, read_file_bytes(path, mo.image_limits.max_encoded_bytes)});
+  AnswerOptions opt;
+  opt.sampling = a.sampling.resolve(model->default_sampling());
+  opt.max_tokens = a.max_tokens;
+  opt.stop_strings = a.stops;
+  answer(*model, images, a.question, opt, [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::fputc('\n', stdout);
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Answer one question, optionally about pictures, and print the answer");
+  cmd->add_option("--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
+  cmd->add_option("--image", a->images, "A picture (JPEG, PNG, WebP); repeat for several");
+  cmd->add_option("--max-tokens", a->max_tokens, "Most tokens to generate")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--stop", a->stops, "Stop when the answer contains this text; repeatable");
+  cmd->add_option("question", a->question, "The question")->required();
+  a->devices.add_to(cmd);
+  a->sampling.add_to(cmd);
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace omni

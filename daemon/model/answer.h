@@ -1,0 +1,33 @@
+#pragma once
+// One question answered start to end on a ChatModel: prepare, encode pictures,
+// prefill, decode with streaming text. Used by `omnid run` and `omnid dump`; the
+// daemon's scheduler runs the same steps interleaved across requests.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/chat_model.h"
+
+namespace omni {
+
+struct AnswerOptions {
+  SamplingParams sampling;
+  int max_tokens = 512;
+  std::vector<std::string> stop_strings;
+  int32_t pad_id = 0;   // prompt rows with this id are padding, as in MiniCPM-V's chat()
+};
+
+struct Answer {
+  std::string text;
+  std::vector<int32_t> tokens;     // generated ids, the stop token included when one was hit
+  std::string finish_reason;       // "stop" or "length"
+};
+
+// Embeddings with the rows whose id is pad_id left out (see drop_pad_tokens).
+kernels::Tensor drop_pad_rows(const kernels::Tensor& embeds, const std::vector<int32_t>& ids, int32_t pad_id);
+
+// `on_text` receives the answer piece by piece (never half a UTF-8 character).
+Answer answer(ChatModel& model, const std::vector<ImageInput>& images, const std::string& question,
+              const AnswerOptions& opt, const std::function<void(const std::string&)>& on_text = {});
+
+}  // namespace omni

@@ -1,0 +1,209 @@
+#include "model/chat_model.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "image/normalize.h"
+#include "kernels/ops.h"
+#include "model/resampler.h"
+#include "model/sha256.h"
+#include "model/vision_tower.h"
+#include "util/error.h"
+
+namespace omni {
+
+namespace fs = std::filesystem;
+
+ChatModel::~ChatModel() = default;
+
+namespace {
+
+int32_t require_token(const tok::Tokenizer& t, const std::string& s, const std::string& dir) {
+  auto id = t.token_id(s);
+  if (!id) throw Error(dir + "/tokenizer.json: the MiniCPM-V token '" + s + "' is missing");
+  return *id;
+}
+
+// MiniCPM-V 2.6's generation defaults (chat() with sampling=True).
+SamplingParams minicpmv26_defaults() {
+  SamplingParams p;
+  p.temperature = 0.7f;
+  p.top_p = 0.8f;
+  p.top_k = 100;
+  p.repetition_penalty = 1.05f;
+  return p;
+}
+
+}  // namespace
+
+std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalLm::PlaceFn& place, ProgressFn progress,
+                                           ChatModelOptions options) {
+  std::unique_ptr<ChatModel> m(new ChatModel());
+  m->options_ = options;
+  m->cache_ = std::make_unique<VisionCache>(options.vision_cache_bytes);
+  m->name_ = fs::path(dir).filename().string();
+  if (m->name_.empty()) m->name_ = fs::path(dir).parent_path().filename().string();
+  m->ckpt_ = std::make_unique<Checkpoint>(dir);
+  const nlohmann::json& cfg = m->ckpt_->config();
+  const std::string cfg_path = dir + "/config.json";
+  const bool is_vlm = cfg.value("model_type", "") == "minicpmv";
+
+  LlmConfig llm;
+  std::string prefix;
+  if (is_vlm) {
+    if (!cfg.contains("version") || !cfg["version"].is_number())
+      throw Error(cfg_path + ": MiniCPM-V config without a numeric 'version'");
+    const double version = cfg["version"].get<double>();
+    if (std::fabs(version - 2.6) > 1e-6)
+      throw Error(cfg_path + ": MiniCPM-V version " + cfg["version"].dump() + " is not supported yet (supported: 2.6)");
+    llm = LlmConfig::from_json(cfg, cfg_path, "qwen2");
+    prefix = "llm.";
+  } else {
+    llm = LlmConfig::from_json(cfg, cfg_path);
+  }
+  m->tokenizer_ = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(dir));
+  m->template_ = std::make_unique<tok::ChatTemplate>(tok::ChatTemplate::from_model_dir(dir));
+
+  WeightLoader loader(*m->ckpt_, std::move(progress));
+  DecoderPlacement placement = place(llm);
+  auto vision_dev = placement.embed_device;
+  m->decoder_ = std::make_unique<Decoder>(loader, llm, prefix, std::move(placement));
+
+  if (is_vlm) {
+    m->pre_ = image::load_preprocessor_config(dir + "/preprocessor_config.json");
+    const int query_num = cfg.value("query_num", 64);
+    if (query_num != m->pre_.image_feature_size)
+      throw Error(dir + ": query_num " + std::to_string(query_num) + " in config.json differs from image_feature_size " +
+                  std::to_string(m->pre_.image_feature_size) + " in preprocessor_config.json");
+    if (!cfg.contains("vision_config")) throw Error(cfg_path + ": MiniCPM-V config without vision_config");
+    VisionConfig vc = VisionConfig::from_json(cfg["vision_config"], cfg_path + ": vision_config");
+    if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
+    if (llm.hidden % 128) throw Error(cfg_path + ": hidden_size must be a multiple of 128 for the resampler heads");
+    m->tower_ = std::make_unique<VisionTower>(loader, vc, "vpm.", vision_dev);
+    m->resampler_ = std::make_unique<Resampler>(loader, llm.hidden, vc.hidden, query_num, llm.hidden / 128, "resampler.",
+                                                vision_dev);
+    const auto& t = m->pre_.tokens;
+    m->unk_id_ = require_token(*m->tokenizer_, t.unk, dir);
+    m->im_start_id_ = require_token(*m->tokenizer_, t.im_start, dir);
+    m->im_end_id_ = require_token(*m->tokenizer_, t.im_end, dir);
+    m->slice_start_id_ = require_token(*m->tokenizer_, t.slice_start, dir);
+    m->slice_end_id_ = require_token(*m->tokenizer_, t.slice_end, dir);
+    m->defaults_ = minicpmv26_defaults();
+  }
+  // Stop at <|im_end|> and <|endoftext|> (MiniCPM-V's terminators) or the config's eos.
+  m->stop_ids_ = llm.eos_ids;
+  for (const char* s : {"<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>"})
+    if (auto id = m->tokenizer_->token_id(s)) m->stop_ids_.push_back(*id);
+  spdlog::info("model {} loaded: {} layers, hidden {}, vocab {}{}", m->name_, llm.n_layers, llm.hidden, llm.vocab,
+               is_vlm ? ", with vision" : "");
+  return m;
+}
+
+ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question) const {
+  if (!images.empty() && !has_vision()) throw Error("model " + name_ + " has no vision tower: it cannot take pictures");
+  ChatPrompt p;
+  // chat(): the user turn's content items joined with "\n", each picture a marker.
+  std::string content;
+  for (size_t i = 0; i < images.size(); ++i) content += std::string(kImageMarker) + "\n";
+  content += question;
+  std::vector<tok::ChatMessage> msgs;
+  if (options_.system_prompt) msgs.push_back({"system", *options_.system_prompt});
+  msgs.push_back({"user", content});
+  std::string text = template_->apply(msgs, true);
+
+  for (size_t i = 0; i < images.size(); ++i) {
+    const ImageInput& in = images[i];
+    image::Image img = image::decode_image(in.bytes.data(), in.bytes.size(), options_.image_limits, in.name);
+    PreparedImage prep;
+    prep.sliced = image::slice_image(img, pre_.slice);
+    const auto& s = pre_.slice;
+    prep.cache_key = sha256_hex(in.bytes.data(), in.bytes.size()) + "/" + std::to_string(s.scale_resolution) + "/" +
+                     std::to_string(s.max_slice_nums) + "/" + std::to_string(s.slice_mode) + "/" +
+                     std::to_string(options_.image_limits.apply_exif_orientation);
+    p.images.push_back(std::move(prep));
+  }
+  // Replace the k-th marker by the k-th picture's placeholder.
+  size_t at = 0;
+  for (size_t i = 0; i < p.images.size(); ++i) {
+    size_t pos = text.find(kImageMarker, at);
+    if (pos == std::string::npos) throw Error("chat template dropped an image marker");
+    std::string ph = image::image_placeholder(int(i), p.images[i].sliced, pre_.image_feature_size, pre_.use_image_id,
+                                              pre_.tokens);
+    text.replace(pos, std::char_traits<char>::length(kImageMarker), ph);
+    at = pos + ph.size();
+  }
+  p.text = text;
+  p.ids = tokenizer_->encode(text);
+  // Runs of <unk> between <image>/<slice> and </image>/</slice>, as image_bound.
+  if (has_vision()) {
+    int64_t open = -1;
+    for (int64_t i = 0; i < int64_t(p.ids.size()); ++i) {
+      const int32_t id = p.ids[size_t(i)];
+      if (id == im_start_id_ || id == slice_start_id_) open = i + 1;
+      else if ((id == im_end_id_ || id == slice_end_id_) && open >= 0) {
+        p.bounds.emplace_back(open, i);
+        open = -1;
+      }
+    }
+  }
+  size_t pieces = 0;
+  for (const auto& im : p.images) pieces += im.sliced.pieces.size();
+  if (p.bounds.size() != pieces)
+    throw Error("prompt has " + std::to_string(p.bounds.size()) + " image placeholders for " + std::to_string(pieces) +
+                " picture pieces (does the question contain image tokens?)");
+  return p;
+}
+
+std::vector<float> ChatModel::piece_pixels(const image::Image& piece) const {
+  return image::normalize_chw(piece, pre_.norm_mean, pre_.norm_std);
+}
+
+std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const ChatPrompt& prompt) {
+  std::vector<std::shared_ptr<const VisionEmbeds>> out;
+  for (const auto& im : prompt.images) {
+    if (auto hit = cache_->find(im.cache_key)) {
+      out.push_back(hit);
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(vision_mu_);
+    auto e = std::make_shared<VisionEmbeds>();
+    e->pieces = int(im.sliced.pieces.size());
+    e->rows_per_piece = pre_.image_feature_size;
+    e->width = config().hidden;
+    for (const auto& piece : im.sliced.pieces) {
+      kernels::Tensor feats = tower_->encode(piece_pixels(piece), piece.height, piece.width);
+      const int ps = pre_.slice.patch_size;
+      std::vector<float> rows = resampler_->forward(feats, piece.height / ps, piece.width / ps).to_host();
+      e->data.insert(e->data.end(), rows.begin(), rows.end());
+    }
+    cache_->insert(im.cache_key, e);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+kernels::Tensor ChatModel::embed_prompt(const ChatPrompt& prompt,
+                                        const std::vector<std::shared_ptr<const VisionEmbeds>>& vision) const {
+  kernels::Tensor emb = decoder_->embed(prompt.ids);
+  const int64_t H = config().hidden;
+  size_t b = 0;
+  for (const auto& v : vision) {
+    for (int piece = 0; piece < v->pieces; ++piece, ++b) {
+      if (b >= prompt.bounds.size()) throw Error("more picture pieces than placeholders in the prompt");
+      const auto [first, last] = prompt.bounds[b];
+      if (last - first != v->rows_per_piece || v->width != H)
+        throw Error("placeholder run of " + std::to_string(last - first) + " tokens for " +
+                    std::to_string(v->rows_per_piece) + " resampler rows");
+      const float* src = v->data.data() + size_t(piece) * size_t(v->rows_per_piece) * size_t(H);
+      kernels::Tensor rows = kernels::Tensor::from_host(emb.device_ptr(), emb.dtype(), {last - first, H}, src);
+      kernels::Tensor dst = emb.rows_view(first, last - first);
+      emb.device().ops().copy(rows, dst);
+    }
+  }
+  if (b != prompt.bounds.size()) throw Error("fewer picture pieces than placeholders in the prompt");
+  return emb;
+}
+
+}  // namespace omni

@@ -1,0 +1,100 @@
+#pragma once
+// A chat model as users meet it: a checkpoint folder with its tokenizer and chat
+// template, and for MiniCPM-V the vision tower, resampler and image processor. It turns
+// (pictures, question) into a prompt, the prompt into embeddings with the picture rows
+// written over the <unk> placeholders, and leaves decoding to Decoder + generate().
+// Text-only checkpoints (Qwen2, Qwen3, Llama) load through the same class.
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "checkpoint/checkpoint.h"
+#include "image/decode.h"
+#include "image/placeholder.h"
+#include "model/causal_lm.h"
+#include "model/vision_cache.h"
+#include "model/vision_config.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace omni {
+
+class VisionTower;
+class Resampler;
+
+struct ImageInput {
+  std::string name;            // for messages: a file path, "request 7 image 0", ...
+  std::vector<uint8_t> bytes;  // encoded (JPEG, PNG, WebP)
+};
+
+struct PreparedImage {
+  std::string cache_key;       // SHA-256 of the bytes + slicing settings
+  image::SlicedImage sliced;
+};
+
+struct ChatPrompt {
+  std::string text;
+  std::vector<int32_t> ids;
+  std::vector<PreparedImage> images;
+  std::vector<std::pair<int64_t, int64_t>> bounds;  // [first, last) rows of each <unk> run
+};
+
+struct ChatModelOptions {
+  image::DecodeLimits image_limits;
+  size_t vision_cache_bytes = 256ull << 20;
+  std::optional<std::string> system_prompt;  // replaces the template's default system turn
+};
+
+class ChatModel {
+ public:
+  ~ChatModel();
+  // Loads `dir`. The vision parts go to the embedding device of the placement.
+  static std::unique_ptr<ChatModel> load(const std::string& dir, const CausalLm::PlaceFn& place,
+                                         ProgressFn progress = {}, ChatModelOptions options = {});
+
+  bool has_vision() const { return tower_ != nullptr; }
+  const std::string& name() const { return name_; }
+  const Decoder& decoder() const { return *decoder_; }
+  const tok::Tokenizer& tokenizer() const { return *tokenizer_; }
+  const LlmConfig& config() const { return decoder_->config(); }
+  int query_num() const { return pre_.image_feature_size; }
+  VisionCache& vision_cache() { return *cache_; }
+
+  // Decodes and slices the pictures, applies the chat template and tokenizes.
+  ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question) const;
+  // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
+  std::vector<std::shared_ptr<const VisionEmbeds>> encode_images(const ChatPrompt& prompt);
+  // Token embeddings of the prompt with the picture rows written over the <unk> runs.
+  kernels::Tensor embed_prompt(const ChatPrompt& prompt,
+                               const std::vector<std::shared_ptr<const VisionEmbeds>>& vision) const;
+  // Normalised pixels [3, H, W] of one piece, as the tower sees them.
+  std::vector<float> piece_pixels(const image::Image& piece) const;
+
+  std::vector<int32_t> stop_ids() const { return stop_ids_; }
+  SamplingParams default_sampling() const { return defaults_; }
+
+ private:
+  ChatModel() = default;
+  std::string name_;
+  std::unique_ptr<Checkpoint> ckpt_;
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<tok::Tokenizer> tokenizer_;
+  std::unique_ptr<tok::ChatTemplate> template_;
+  ChatModelOptions options_;
+  // Vision (MiniCPM-V only).
+  image::PreprocessorConfig pre_;
+  std::unique_ptr<VisionTower> tower_;
+  std::unique_ptr<Resampler> resampler_;
+  std::mutex vision_mu_;   // the tower's scratch is per call, but one encode at a time keeps memory bounded
+  std::unique_ptr<VisionCache> cache_;
+  int32_t unk_id_ = -1, im_start_id_ = -1, im_end_id_ = -1, slice_start_id_ = -1, slice_end_id_ = -1;
+  std::vector<int32_t> stop_ids_;
+  SamplingParams defaults_;
+};
+
+// The image marker chat() puts in the user turn, replaced by each picture's placeholder.
+inline constexpr const char* kImageMarker = "(<image>./</image>)";
+
+}  // namespace omni

@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""Train the shapes demo model (MiniCPM-V 2.6 architecture, tiny) on the CPU and write it in
+the Hugging Face layout the engine loads (config.json, preprocessor_config.json, tokenizer files,
+model.safetensors in F32).
+
+  OMP_NUM_THREADS=1 python3 tools/shapes/train.py --out models/shapes --minutes 45
+
+Fixed seed; one thread; progress is printed. See docs/demo-model.md.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shapes as S  # noqa: E402
+
+TRAIN_SEED = 1234      # pictures for training
+HOLDOUT_SEED = 777     # quick check at the end of training (evaluate.py uses yet another seed)
+
+
+def make_configs(a):
+    ref_cfg = json.load(open(os.path.join(S.REF_DIR, "config.json")))
+    cfg = dict(ref_cfg)
+    cfg.update({
+        "hidden_size": a.hidden,
+        "intermediate_size": a.inter,
+        "num_attention_heads": a.heads,
+        "num_hidden_layers": a.layers,
+        "num_key_value_heads": a.kv_heads,
+        "torch_dtype": "float32",
+        "image_size": a.scale_resolution,
+        "query_num": a.query_num,
+        "vision_config": {
+            "hidden_size": a.v_hidden,
+            "image_size": a.v_image_size,
+            "intermediate_size": a.v_inter,
+            "model_type": "siglip",
+            "num_attention_heads": a.v_heads,
+            "num_hidden_layers": a.v_layers,
+            "patch_size": 14,
+        },
+    })
+    pre = json.load(open(os.path.join(S.REF_DIR, "preprocessor_config.json")))
+    pre.update({"scale_resolution": a.scale_resolution, "image_feature_size": a.query_num})
+    return cfg, pre
+
+
+def write_model_dir(out, cfg, pre, model):
+    os.makedirs(out, exist_ok=True)
+    for f in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]:
+        shutil.copyfile(os.path.join(S.REF_DIR, f), os.path.join(out, f))
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=1)
+        f.write("\n")
+    S.write_safetensors(os.path.join(out, "model.safetensors"), model.hf_state())
+
+
+def build_batch(pipe, rng, n_pictures):
+    """Pieces of all pictures, and one training sequence per (picture, valid question)."""
+    pieces, seqs = [], []
+    for _ in range(n_pictures):
+        img, shapes = S.make_picture(rng)
+        pxs, grid = pipe.prepare(img)
+        first = len(pieces)
+        pieces.extend(pxs)
+        for q, ans in S.valid_questions(shapes):
+            ids = pipe.prompt_ids(grid, q)
+            tgt = pipe.tok.encode(ans) + [pipe.im_end]
+            seqs.append((ids, tgt, first, len(pxs)))
+    return pieces, seqs
+
+
+def forward_loss(pipe, model, pieces, seqs):
+    Qn, D = pipe.cfg.query_num, pipe.cfg.hidden
+    vis = model.encode_pieces(pieces)  # [n_pieces, Qn, D]
+    T = max(len(i) + len(t) for i, t, _, _ in seqs)
+    embs, labels = [], []
+    pad = pipe.tok.added["<|endoftext|>"]
+    for ids, tgt, first, n in seqs:
+        full = ids + tgt
+        x = torch.tensor(full + [pad] * (T - len(full)), dtype=torch.long)
+        embs.append(model.embed(x, vis[first:first + n].reshape(-1, D)))
+        lab = [-100] * (len(ids) - 1) + tgt + [-100] * (T - len(full) + 1)
+        labels.append(lab)
+    emb = torch.stack(embs)
+    labels = torch.tensor(labels, dtype=torch.long)
+    h = model.llm(emb, hidden_only=True)
+    sel = labels != -100  # lm_head only where there is a label
+    logits = model.lm_head(model._rms(h[sel], model.norm, pipe.cfg.rms_eps))
+    loss = F.cross_entropy(logits, labels[sel])
+    # first answer token right?
+    firsts = torch.tensor([len(i) - 1 for i, _, _, _ in seqs])
+    hf = h[torch.arange(len(seqs)), firsts]
+    pred = model.lm_head(model._rms(hf, model.norm, pipe.cfg.rms_eps)).argmax(-1)
+    gold = labels[torch.arange(len(seqs)), firsts]
+    acc = (pred == gold).float().mean().item()
+    return loss, acc
+
+
+def holdout(pipe, n, seed):
+    rng = np.random.RandomState(seed)
+    right = {q: [0, 0] for q in S.QUESTIONS}
+    for _ in range(n):
+        img, shapes = S.make_picture(rng)
+        qs = S.valid_questions(shapes)
+        q, ans = qs[rng.randint(len(qs))]
+        got = pipe.answer(img, q)
+        right[q][0] += int(got == ans)
+        right[q][1] += 1
+    tot = sum(r[0] for r in right.values()), sum(r[1] for r in right.values())
+    return tot[0] / max(1, tot[1]), {q: "%d/%d" % tuple(r) for q, r in right.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(S.REPO, "models", "shapes"))
+    ap.add_argument("--minutes", type=float, default=45.0)
+    ap.add_argument("--max-steps", type=int, default=100000)
+    ap.add_argument("--batch", type=int, default=12, help="pictures per step (all their valid questions)")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=TRAIN_SEED)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--inter", type=int, default=256)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--kv-heads", type=int, default=2)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--v-hidden", type=int, default=64)
+    ap.add_argument("--v-inter", type=int, default=192)
+    ap.add_argument("--v-heads", type=int, default=2)
+    ap.add_argument("--v-layers", type=int, default=2)
+    ap.add_argument("--v-image-size", type=int, default=448)
+    ap.add_argument("--scale-resolution", type=int, default=224)
+    ap.add_argument("--query-num", type=int, default=16)
+    ap.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
+    ap.add_argument("--holdout", type=int, default=200)
+    a = ap.parse_args()
+
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    cfg, pre = make_configs(a)
+    pipe = S.Pipeline(cfg_json=cfg, pre_json=pre, tok_path=os.path.join(S.REF_DIR, "tokenizer.json"))
+    model = pipe.model
+    model.init_weights(a.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    print("parameters: %d (%.2f MB as F32)" % (n_params, n_params * 4 / 1e6), flush=True)
+    assert 0 not in pipe.prompt_ids([2, 2], S.Q_COUNT), "prompt contains token id 0"
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.lr, betas=(0.9, 0.98))
+    rng = np.random.RandomState(a.seed)
+    budget = a.minutes * 60.0
+    t0 = time.time()
+    last_save = t0
+    step = 0
+    ema_loss, ema_acc = None, None
+    pictures = 0
+    while step < a.max_steps:
+        el = time.time() - t0
+        if el > budget:
+            break
+        # lr: warmup, then cosine over the time budget (down to 5 %)
+        frac = min(1.0, el / budget)
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pieces, seqs = build_batch(pipe, rng, a.batch)
+        pictures += a.batch
+        model.train()
+        loss, acc = forward_loss(pipe, model, pieces, seqs)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema_loss = loss.item() if ema_loss is None else 0.95 * ema_loss + 0.05 * loss.item()
+        ema_acc = acc if ema_acc is None else 0.95 * ema_acc + 0.05 * acc
+        if step % 20 == 0 or step == 1:
+            print("step %5d  %6.1f min  pictures %6d  lr %.2e  loss %.4f  first-token acc %.3f" %
+                  (step, (time.time() - t0) / 60, pictures, lr, ema_loss, ema_acc), flush=True)
+        if time.time() - last_save > a.save_every * 60:
+            write_model_dir(a.out, cfg, pre, model)
+            last_save = time.time()
+            print("  saved %s" % a.out, flush=True)
+    model.eval()
+    write_model_dir(a.out, cfg, pre, model)
+    print("done: %d steps, %d pictures, %.1f min; saved %s" % (step, pictures, (time.time() - t0) / 60, a.out),
+          flush=True)
+    if a.holdout:
+        acc, per = holdout(pipe, a.holdout, HOLDOUT_SEED)
+        print("holdout (PyTorch, %d pictures, seed %d): %.3f  %s" % (a.holdout, HOLDOUT_SEED, acc, per), flush=True)
+
+
+if __name__ == "__main__":
+    main()

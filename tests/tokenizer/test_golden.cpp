@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/normalizer.h"
@@ -106,4 +108,26 @@ TEST_CASE("decoding ill-formed UTF-8 replaces maximal subparts like Rust's from_
   CHECK(tok.decode({byte(0xE2), byte(0x82), byte(0xAC)}) == "\xE2\x82\xAC");
   CHECK(tok.decode({byte(0xE2), byte(0x82), byte('A')}) == "\xEF\xBF\xBD" "A");
   CHECK(tok.decode({byte(0xFF), byte(0xE2)}) == "\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST_CASE("encoding from several threads at once gives the same ids") {
+  const auto tok = Tokenizer::load(cache_dir("qwen3"));
+  const auto golden = load_json(std::string(OMNI_TEST_DATA) + "/tokenizer-qwen3/golden_encodings.json");
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& g : golden) {
+    texts.push_back(g["text"]);
+    want.push_back(g["ids"].get<std::vector<int32_t>>());
+  }
+  std::atomic<int> bad{0};
+  auto work = [&] {
+    for (int rep = 0; rep < 3; ++rep)
+      for (size_t i = 0; i < texts.size(); ++i)
+        if (tok.encode(texts[i]) != want[i]) ++bad;
+  };
+  std::thread a(work), b(work), c(work);
+  a.join();
+  b.join();
+  c.join();
+  CHECK(bad == 0);
 }

@@ -1,0 +1,122 @@
+#include "model/resampler.h"
+
+#include <cmath>
+
+#include "kernels/ops.h"
+#include "util/error.h"
+
+namespace omni {
+
+using kernels::Tensor;
+
+std::vector<float> resampler_pos_embed(int embed_dim, int h, int w) {
+  if (embed_dim <= 0 || embed_dim % 4) throw Error("resampler: embed_dim " + std::to_string(embed_dim) + " is not a multiple of 4");
+  const int D4 = embed_dim / 4;
+  std::vector<float> omega(static_cast<size_t>(D4));
+  for (int k = 0; k < D4; ++k) {
+    // numpy float32: omega = arange(D4) / D4; omega = 1 / 10000**omega
+    const float e = float(k) / float(D4);
+    omega[size_t(k)] = 1.0f / std::pow(10000.0f, e);
+  }
+  std::vector<float> out(size_t(h) * size_t(w) * size_t(embed_dim));
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      float* row = out.data() + (size_t(y) * size_t(w) + size_t(x)) * size_t(embed_dim);
+      for (int k = 0; k < D4; ++k) {
+        const float ax = float(x) * omega[size_t(k)], ay = float(y) * omega[size_t(k)];
+        row[k] = float(std::sin(double(ax)));
+        row[D4 + k] = float(std::cos(double(ax)));
+        row[2 * D4 + k] = float(std::sin(double(ay)));
+        row[3 * D4 + k] = float(std::cos(double(ay)));
+      }
+    }
+  return out;
+}
+
+Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries, int num_heads,
+                     const std::string& prefix, std::shared_ptr<kernels::Device> dev)
+    : embed_dim_(embed_dim), kv_dim_(kv_dim), num_queries_(num_queries), num_heads_(num_heads), dev_(std::move(dev)) {
+  if (!dev_) throw Error("resampler: no device");
+  if (embed_dim <= 0 || kv_dim <= 0 || num_queries <= 0 || num_heads <= 0 || embed_dim % num_heads || embed_dim % 4)
+    throw Error("resampler: bad dimensions (embed_dim " + std::to_string(embed_dim) + ", kv_dim " + std::to_string(kv_dim) +
+                ", queries " + std::to_string(num_queries) + ", heads " + std::to_string(num_heads) + ")");
+  const int64_t D = embed_dim, KV = kv_dim, Q = num_queries;
+  for (const char* n : {"query", "kv_proj.weight", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
+                        "attn.out_proj.bias", "ln_q.weight", "ln_q.bias", "ln_kv.weight", "ln_kv.bias", "ln_post.weight",
+                        "ln_post.bias", "proj"})
+    w.plan(prefix + n);
+
+  Tensor query = w.load(prefix + "query", {Q, D}, dev_);
+  kv_proj_ = w.load(prefix + "kv_proj.weight", {D, KV}, dev_);
+  // in_proj rows: [0, D) = W_q, [D, 2D) = W_k, [2D, 3D) = W_v; the bias likewise.
+  Tensor in_w = w.load(prefix + "attn.in_proj_weight", {3 * D, D}, dev_);
+  Tensor in_b = w.load(prefix + "attn.in_proj_bias", {3 * D}, dev_);
+  wk_ = in_w.rows_view(D, D);
+  wv_ = in_w.rows_view(2 * D, D);
+  bk_ = in_b.rows_view(D, D);
+  bv_ = in_b.rows_view(2 * D, D);
+  wo_ = w.load(prefix + "attn.out_proj.weight", {D, D}, dev_);
+  bo_ = w.load(prefix + "attn.out_proj.bias", {D}, dev_);
+  Tensor ln_q_w = w.load(prefix + "ln_q.weight", {D}, dev_), ln_q_b = w.load(prefix + "ln_q.bias", {D}, dev_);
+  ln_kv_w_ = w.load(prefix + "ln_kv.weight", {D}, dev_);
+  ln_kv_b_ = w.load(prefix + "ln_kv.bias", {D}, dev_);
+  ln_post_w_ = w.load(prefix + "ln_post.weight", {D}, dev_);
+  ln_post_b_ = w.load(prefix + "ln_post.bias", {D}, dev_);
+
+  // proj is applied as x @ proj (stored [in, out]); keep its transpose to use linear.
+  const kernels::DType dt = dev_->compute_dtype();
+  {
+    Tensor proj = w.load(prefix + "proj", {D, D}, dev_);
+    std::vector<float> p = proj.to_host(), t(p.size());
+    for (int64_t i = 0; i < D; ++i)
+      for (int64_t j = 0; j < D; ++j) t[size_t(j * D + i)] = p[size_t(i * D + j)];
+    proj_t_ = Tensor::from_host(dev_, dt, {D, D}, t.data());
+  }
+
+  // The queries do not depend on the piece: q = ln_q(query) W_qᵀ + b_q, once.
+  kernels::Ops& ops = dev_->ops();
+  Tensor qn = Tensor::empty(dev_, dt, {Q, D});
+  ops.layer_norm(query, ln_q_w, ln_q_b, 1e-6f, qn);
+  q_ = Tensor::empty(dev_, dt, {Q, D});
+  Tensor wq = in_w.rows_view(0, D), bq = in_b.rows_view(0, D);
+  ops.linear(qn, wq, &bq, q_);
+}
+
+Tensor Resampler::forward(const Tensor& x, int tgt_h, int tgt_w) const {
+  if (tgt_h <= 0 || tgt_w <= 0)
+    throw Error("resampler: bad patch grid " + std::to_string(tgt_h) + "x" + std::to_string(tgt_w));
+  const int64_t L = int64_t(tgt_h) * tgt_w, D = embed_dim_, Q = num_queries_;
+  if (x.ndim() != 2 || x.rows() != L || x.cols() != kv_dim_)
+    throw Error("resampler: input " + x.describe() + " does not match a " + std::to_string(tgt_h) + "x" +
+                std::to_string(tgt_w) + " grid of width " + std::to_string(kv_dim_));
+  if (&x.device() != dev_.get()) throw Error("resampler: input " + x.describe() + " is not on the resampler's device");
+  kernels::Ops& ops = dev_->ops();
+  const kernels::DType dt = dev_->compute_dtype();
+
+  Tensor kv = Tensor::empty(dev_, dt, {L, D}), kvn = Tensor::empty(dev_, dt, {L, D});
+  ops.linear(x, kv_proj_, nullptr, kv);
+  ops.layer_norm(kv, ln_kv_w_, ln_kv_b_, 1e-6f, kvn);
+  const std::vector<float> pos = resampler_pos_embed(embed_dim_, tgt_h, tgt_w);
+  Tensor t_pos = Tensor::from_host(dev_, dt, {L, D}, pos.data());
+  ops.add(kvn, t_pos, kv);   // keys see the position, values do not
+
+  Tensor k = Tensor::empty(dev_, dt, {L, D}), v = Tensor::empty(dev_, dt, {L, D});
+  ops.linear(kv, wk_, &bk_, k);
+  ops.linear(kvn, wv_, &bv_, v);
+
+  kernels::AttentionArgs args;
+  args.n_heads = num_heads_;
+  args.n_kv_heads = num_heads_;
+  args.head_dim = embed_dim_ / num_heads_;
+  args.scale = float(1.0 / std::sqrt(double(args.head_dim)));
+  args.causal_offset = -1;
+  Tensor attn = Tensor::empty(dev_, dt, {Q, D}), o = Tensor::empty(dev_, dt, {Q, D});
+  ops.attention(q_, k, v, attn, args);
+  ops.linear(attn, wo_, &bo_, o);
+  ops.layer_norm(o, ln_post_w_, ln_post_b_, 1e-6f, attn);
+  Tensor y = Tensor::empty(dev_, dt, {Q, D});
+  ops.linear(attn, proj_t_, nullptr, y);
+  return y;
+}
+
+}  // namespace omni

@@ -9,6 +9,7 @@
 // ---------------------------------------------------------------------------
 // SERVER CONTRACT (what the daemon's session code must do, in this order)
 // ---------------------------------------------------------------------------
+//  (ipc/asio_connection.h implements steps 2 and the I/O side of this for Boost.Asio.)
 //  accept():
 //   1. cred = peer_credentials(fd); if !policy.allows(cred): send
 //      ErrorMsg{0, not_allowed, ...} and close.

@@ -66,24 +66,51 @@ def write_model_dir(out, cfg, pre, model):
     S.write_safetensors(os.path.join(out, "model.safetensors"), model.hf_state())
 
 
+def aux_targets(shapes):
+    """Labels for the auxiliary heads: count-1, colour (4 = mixed), kind (3 = mixed)."""
+    kinds = {s[0] for s in shapes}
+    cols = {s[1] for s in shapes}
+    return (len(shapes) - 1, S.COLOUR_NAMES.index(shapes[0][1]) if len(cols) == 1 else 4,
+            S.KINDS.index(shapes[0][0]) if len(kinds) == 1 else 3)
+
+
 def build_batch(pipe, rng, n_pictures):
     """Pieces of all pictures, and one training sequence per (picture, valid question)."""
-    pieces, seqs = [], []
+    pieces, seqs, aux = [], [], []
     for _ in range(n_pictures):
         img, shapes = S.make_picture(rng)
         pxs, grid = pipe.prepare(img)
         first = len(pieces)
+        aux.append((first,) + aux_targets(shapes))
         pieces.extend(pxs)
         for q, ans in S.valid_questions(shapes):
             ids = pipe.prompt_ids(grid, q)
             tgt = pipe.tok.encode(ans) + [pipe.im_end]
             seqs.append((ids, tgt, first, len(pxs)))
-    return pieces, seqs
+    return pieces, seqs, aux
 
 
-def forward_loss(pipe, model, pieces, seqs):
+class AuxHeads(torch.nn.Module):
+    """Training-only help: predict count / colour / kind straight from the resampler output of
+    the overview, so the vision tower gets a direct signal early. Not part of the checkpoint."""
+
+    def __init__(self, qn, d):
+        super().__init__()
+        self.lin = torch.nn.Linear(qn * d, 3 + 5 + 4)
+
+    def forward(self, vis_overview, aux):
+        o = self.lin(vis_overview.reshape(vis_overview.shape[0], -1))
+        t = torch.tensor([a[1:] for a in aux], dtype=torch.long)
+        return (F.cross_entropy(o[:, :3], t[:, 0]) + F.cross_entropy(o[:, 3:8], t[:, 1]) +
+                F.cross_entropy(o[:, 8:], t[:, 2]))
+
+
+def forward_loss(pipe, model, pieces, seqs, aux=None, aux_heads=None):
     Qn, D = pipe.cfg.query_num, pipe.cfg.hidden
     vis = model.encode_pieces(pieces)  # [n_pieces, Qn, D]
+    aux_loss = None
+    if aux_heads is not None:
+        aux_loss = aux_heads(vis[torch.tensor([a[0] for a in aux])], aux)
     T = max(len(i) + len(t) for i, t, _, _ in seqs)
     embs, labels = [], []
     pad = pipe.tok.added["<|endoftext|>"]
@@ -105,7 +132,7 @@ def forward_loss(pipe, model, pieces, seqs):
     pred = model.lm_head(model._rms(hf, model.norm, pipe.cfg.rms_eps)).argmax(-1)
     gold = labels[torch.arange(len(seqs)), firsts]
     acc = (pred == gold).float().mean().item()
-    return loss, acc
+    return loss, acc, aux_loss
 
 
 def holdout(pipe, n, seed):
@@ -145,6 +172,7 @@ def main():
     ap.add_argument("--query-num", type=int, default=16)
     ap.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     ap.add_argument("--holdout", type=int, default=200)
+    ap.add_argument("--aux", type=float, default=1.0, help="weight of the training-only auxiliary heads")
     a = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -157,8 +185,10 @@ def main():
     print("parameters: %d (%.2f MB as F32)" % (n_params, n_params * 4 / 1e6), flush=True)
     assert 0 not in pipe.prompt_ids([2, 2], S.Q_COUNT), "prompt contains token id 0"
 
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    aux_heads = AuxHeads(a.query_num, a.hidden) if a.aux > 0 else None
+    named = list(model.named_parameters()) + (list(aux_heads.named_parameters()) if aux_heads else [])
+    decay = [p for n, p in named if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in named if not (p.dim() >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.98))
     rng = np.random.RandomState(a.seed)
@@ -166,7 +196,7 @@ def main():
     t0 = time.time()
     last_save = t0
     step = 0
-    ema_loss, ema_acc = None, None
+    ema_loss, ema_acc, ema_aux = None, None, None
     pictures = 0
     while step < a.max_steps:
         el = time.time() - t0
@@ -177,20 +207,22 @@ def main():
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        pieces, seqs = build_batch(pipe, rng, a.batch)
+        pieces, seqs, aux = build_batch(pipe, rng, a.batch)
         pictures += a.batch
         model.train()
-        loss, acc = forward_loss(pipe, model, pieces, seqs)
+        loss, acc, aux_loss = forward_loss(pipe, model, pieces, seqs, aux, aux_heads)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + a.aux * aux_loss if aux_loss is not None else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         ema_loss = loss.item() if ema_loss is None else 0.95 * ema_loss + 0.05 * loss.item()
         ema_acc = acc if ema_acc is None else 0.95 * ema_acc + 0.05 * acc
+        if aux_loss is not None:
+            ema_aux = aux_loss.item() if ema_aux is None else 0.95 * ema_aux + 0.05 * aux_loss.item()
         if step % 20 == 0 or step == 1:
-            print("step %5d  %6.1f min  pictures %6d  lr %.2e  loss %.4f  first-token acc %.3f" %
-                  (step, (time.time() - t0) / 60, pictures, lr, ema_loss, ema_acc), flush=True)
+            print("step %5d  %6.1f min  pictures %6d  lr %.2e  loss %.4f  first-token acc %.3f  aux %.3f" %
+                  (step, (time.time() - t0) / 60, pictures, lr, ema_loss, ema_acc, ema_aux or 0.0), flush=True)
         if time.time() - last_save > a.save_every * 60:
             write_model_dir(a.out, cfg, pre, model)
             last_save = time.time()

@@ -137,7 +137,7 @@ TEST_CASE("AsioConnection: handshake, generate with a memfd, tokens from another
   REQUIRE(omni_test::count_open_fds() == before);
 }
 
-TEST_CASE("AsioConnection: client disconnect is reported once; too many fds closes the stream") {
+TEST_CASE("AsioConnection: client disconnect is reported once - too many fds closes the stream") {
   omni_test::TempDir dir;
   MiniServer server(dir.path + "/s.sock");
   {

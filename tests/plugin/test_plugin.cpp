@@ -100,7 +100,7 @@ TEST_CASE("entry: version negotiation and table layout") {
   ::dlclose(h);
 }
 
-TEST_CASE("plugin generate: tokens then exactly one FINAL; FINAL also on every error") {
+TEST_CASE("plugin generate: tokens then exactly one FINAL - FINAL also on every error") {
   const omni_plugin_api* api = load();
   omni_test::TempDir dir;
   const std::string path = dir.path + "/omnid.sock";

@@ -35,7 +35,7 @@ std::string run(const std::string& cmd, int* status) {
 }
 }  // namespace
 
-TEST_CASE("generate streams tokens and returns done; images arrive as sealed memfds") {
+TEST_CASE("generate streams tokens and returns done - images arrive as sealed memfds") {
   omni_test::TempDir dir;
   const std::string path = dir.path + "/omnid.sock";
   const int fds_before = omni_test::count_open_fds();
@@ -88,7 +88,7 @@ TEST_CASE("status returns active_requests and details") {
   REQUIRE(j.find("\"placement\":\"cpu\"") != std::string::npos);
 }
 
-TEST_CASE("cancel from another thread ends the request as cancelled; cancel twice is harmless") {
+TEST_CASE("cancel from another thread ends the request as cancelled - cancel twice is harmless") {
   omni_test::TempDir dir;
   const std::string path = dir.path + "/omnid.sock";
   omni_test::FakeServer::Options o;
@@ -122,7 +122,7 @@ TEST_CASE("cancel from another thread ends the request as cancelled; cancel twic
   REQUIRE(client.status().model == "fake-model");
 }
 
-TEST_CASE("daemon restart: the next call reconnects; crash mid-stream is unavailable") {
+TEST_CASE("daemon restart: the next call reconnects - crash mid-stream is unavailable") {
   omni_test::TempDir dir;
   const std::string path = dir.path + "/omnid.sock";
   sdk::Client client({path, "test"});

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "omnid 0.1.0");
   omni::add_dump_command(app);
   omni::add_run_command(app);
+  omni::add_serve_command(app);
   omni::add_tokenize_command(app);
   try {
     omni::init_logging();

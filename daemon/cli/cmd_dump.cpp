@@ -49,7 +49,7 @@ void run_dump_vision(const DumpArgs& a) {
   ChatModelOptions mo;
   auto model = ChatModel::load(a.model, a.devices.placer(), log_progress(a.model), mo);
   std::vector<ImageInput> images;
-  if (!a.image.empty()) images.push_back({a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes)});
+  if (!a.image.empty()) images.push_back(ImageInput::from_bytes(a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes)));
   ChatPrompt prompt = model->prepare(images, a.text);
   {
     nlohmann::json pj = {{"text", prompt.text}, {"ids", prompt.ids}};

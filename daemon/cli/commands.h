@@ -7,5 +7,6 @@ namespace omni {
 void add_dump_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace omni

@@ -1,6 +1,7 @@
 #include "cli/device_options.h"
 
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "util/error.h"
 
@@ -32,6 +33,23 @@ CausalLm::PlaceFn DeviceOptions::placer() const {
     for (int l = 0; l < cfg.n_layers; ++l) p.layer_devices.push_back(devs[size_t(l) * n / size_t(cfg.n_layers)]);
     return p;
   };
+}
+
+std::string DeviceOptions::placement_json(const Decoder& dec) {
+  nlohmann::json j;
+  const auto& p = dec.placement();
+  j["embed"] = p.embed_device->id().str();
+  j["head"] = p.head_device->id().str();
+  nlohmann::json stages = nlohmann::json::array();
+  for (size_t l = 0; l < p.layer_devices.size(); ++l) {
+    const std::string d = p.layer_devices[l]->id().str();
+    if (stages.empty() || stages.back()["device"] != d || l == 0)
+      stages.push_back({{"device", d}, {"layers", {l, l}}});
+    else
+      stages.back()["layers"][1] = l;
+  }
+  j["stages"] = stages;
+  return j.dump();
 }
 
 }  // namespace omni

@@ -14,6 +14,8 @@ struct DeviceOptions {
   // Contiguous, even layer ranges over the listed devices: embeddings with the first,
   // final norm and lm_head with the last. The same device may be listed twice.
   CausalLm::PlaceFn placer() const;
+  // Where each part of a loaded decoder sits, as JSON (for status).
+  static std::string placement_json(const Decoder& dec);
 };
 
 }  // namespace omni

@@ -27,6 +27,25 @@ int32_t require_token(const tok::Tokenizer& t, const std::string& s, const std::
 }
 
 // MiniCPM-V 2.6's generation defaults (chat() with sampling=True).
+// A picture handed over as raw RGB: the same limits as decoded ones.
+image::Image raw_rgb(const ImageInput& in, const image::DecodeLimits& lim) {
+  const uint64_t w = uint64_t(in.rgb_width), h = uint64_t(in.rgb_height);
+  if (in.rgb_width < lim.min_side || in.rgb_height < lim.min_side)
+    throw Error(in.name + ": raw RGB picture of " + std::to_string(w) + "x" + std::to_string(h) +
+                " is smaller than the minimum side " + std::to_string(lim.min_side));
+  if (w * h > lim.max_pixels)
+    throw Error(in.name + ": raw RGB picture of " + std::to_string(w * h) + " pixels exceeds the limit of " +
+                std::to_string(lim.max_pixels));
+  if (in.size != w * h * 3)
+    throw Error(in.name + ": raw RGB picture of " + std::to_string(w) + "x" + std::to_string(h) + " needs " +
+                std::to_string(w * h * 3) + " bytes, got " + std::to_string(in.size));
+  image::Image img;
+  img.width = in.rgb_width;
+  img.height = in.rgb_height;
+  img.rgb.assign(in.data, in.data + in.size);
+  return img;
+}
+
 SamplingParams minicpmv26_defaults() {
   SamplingParams p;
   p.temperature = 0.7f;
@@ -59,6 +78,7 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     if (std::fabs(version - 2.6) > 1e-6)
       throw Error(cfg_path + ": MiniCPM-V version " + cfg["version"].dump() + " is not supported yet (supported: 2.6)");
     llm = LlmConfig::from_json(cfg, cfg_path, "qwen2");
+    llm.rope_freq_dtype = "float32";   // see LlmConfig::rope_freq_dtype
     prefix = "llm.";
   } else {
     llm = LlmConfig::from_json(cfg, cfg_path);
@@ -115,11 +135,12 @@ ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::
 
   for (size_t i = 0; i < images.size(); ++i) {
     const ImageInput& in = images[i];
-    image::Image img = image::decode_image(in.bytes.data(), in.bytes.size(), options_.image_limits, in.name);
+    image::Image img = in.rgb_width ? raw_rgb(in, options_.image_limits)
+                                    : image::decode_image(in.data, in.size, options_.image_limits, in.name);
     PreparedImage prep;
     prep.sliced = image::slice_image(img, pre_.slice);
     const auto& s = pre_.slice;
-    prep.cache_key = sha256_hex(in.bytes.data(), in.bytes.size()) + "/" + std::to_string(s.scale_resolution) + "/" +
+    prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(s.scale_resolution) + "/" +
                      std::to_string(s.max_slice_nums) + "/" + std::to_string(s.slice_mode) + "/" +
                      std::to_string(options_.image_limits.apply_exif_orientation);
     p.images.push_back(std::move(prep));

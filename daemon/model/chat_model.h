@@ -24,9 +24,19 @@ namespace omni {
 class VisionTower;
 class Resampler;
 
+// An encoded picture (JPEG, PNG, WebP) handed in without a copy: `data` stays valid
+// while `keepalive` lives (a file's bytes, a client's read-only memfd mapping, ...).
 struct ImageInput {
   std::string name;            // for messages: a file path, "request 7 image 0", ...
-  std::vector<uint8_t> bytes;  // encoded (JPEG, PNG, WebP)
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::shared_ptr<const void> keepalive;
+  int rgb_width = 0, rgb_height = 0;   // set: `data` is raw 8-bit RGB of this size, not encoded
+
+  static ImageInput from_bytes(std::string name, std::vector<uint8_t> bytes) {
+    auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+    return {std::move(name), owned->data(), owned->size(), owned};
+  }
 };
 
 struct PreparedImage {

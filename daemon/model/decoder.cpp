@@ -111,6 +111,13 @@ Tensor Decoder::forward(Tensor hidden, const std::vector<SeqSlice>& seqs) const 
   if (hidden.rows() != T || hidden.cols() != cfg_.hidden)
     throw Error("decoder forward: hidden " + hidden.describe() + " for " + std::to_string(T) + " tokens");
 
+  // The residual stream is updated in place: work on a copy, never the caller's tensor.
+  {
+    const auto& first = place_.layer_devices.front();
+    Tensor own = Tensor::empty(first, first->compute_dtype(), hidden.shape());
+    kernels::copy_between(hidden, own);
+    hidden = own;
+  }
   Tensor positions;
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const auto& dev = place_.layer_devices[size_t(l)];

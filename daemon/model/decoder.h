@@ -40,7 +40,7 @@ class Decoder {
 
   // Token embeddings [T, hidden] on the embedding device.
   kernels::Tensor embed(const std::vector<int32_t>& ids) const;
-  // Runs every layer over `hidden` ([sum n_tokens, hidden]) and appends to the caches.
+  // Runs every layer over `hidden` ([sum n_tokens, hidden], left unchanged) and appends to the caches.
   // Returns the last layer's output on the head device (before the final norm).
   kernels::Tensor forward(kernels::Tensor hidden, const std::vector<SeqSlice>& seqs) const;
   // Final norm and lm_head: [R, vocab] float32 logits on the host.

@@ -23,6 +23,8 @@ struct LlmConfig {
   // transformers keeps RoPE's inv_freq buffer in the model dtype once a checkpoint is
   // loaded in its own dtype, so a bf16 checkpoint rotates by bf16-rounded frequencies.
   // We reproduce that: "bfloat16", "float16" or "float32" (from torch_dtype / dtype).
+  // MiniCPM-V builds its Qwen2 inside its own class, and the reference for that
+  // pipeline keeps float32 frequencies: ChatModel sets "float32" there.
   std::string rope_freq_dtype = "float32";
   bool tie_embeddings = false;
   bool qkv_bias = false;       // qwen2, or attention_bias = true

@@ -1,0 +1,108 @@
+// omnid serve: load and place the model once, then serve local clients over the Unix
+// socket until SIGTERM/SIGINT, which drains in-flight requests within a deadline.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/device_options.h"
+#include "server/server.h"
+#include "server/systemd_notify.h"
+#include "util/error.h"
+
+namespace omni {
+
+namespace {
+
+struct ServeArgs {
+  std::string config_file;
+  server::ServerConfig flags;   // only the options given on the command line are applied
+  CLI::App* cmd = nullptr;
+};
+
+void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
+  auto given = [&](const char* name) { return a.cmd->count(name) > 0; };
+  const auto& f = a.flags;
+  if (given("--model")) c.model = f.model;
+  if (given("--socket")) c.socket = f.socket;
+  if (given("--devices")) c.devices = f.devices;
+  if (given("--max-active")) c.max_active = f.max_active;
+  if (given("--max-queue")) c.max_queue = f.max_queue;
+  if (given("--max-context")) c.max_context = f.max_context;
+  if (given("--max-connections")) c.max_connections = f.max_connections;
+  if (given("--allow-uid")) c.allowed_uids = f.allowed_uids;
+  if (given("--allow-gid")) c.allowed_gids = f.allowed_gids;
+  if (given("--drain-seconds")) c.drain_seconds = f.drain_seconds;
+  if (given("--vision-cache-mb")) c.vision_cache_mb = f.vision_cache_mb;
+  if (given("--max-image-pixels")) c.max_image_pixels = f.max_image_pixels;
+}
+
+void serve(const ServeArgs& a) {
+  server::ServerConfig cfg;
+  if (!a.config_file.empty()) cfg.load_toml(a.config_file);
+  apply_flags(a, cfg);
+  cfg.validate();
+
+  // Signals are taken by a waiting thread, so the I/O and scheduler threads never see them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  DeviceOptions dev;
+  dev.devices = cfg.devices;
+  ChatModelOptions mo;
+  mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
+  mo.image_limits.max_pixels = cfg.max_image_pixels;
+  auto model = ChatModel::load(cfg.model, dev.placer(), log_progress(cfg.model), mo);
+
+  sched::SchedulerOptions so;
+  so.max_active = cfg.max_active;
+  so.max_queue = cfg.max_queue;
+  so.max_context = cfg.max_context;
+  auto scheduler = std::make_unique<sched::Scheduler>(*model, so);
+  server::Server srv(cfg, *model, *scheduler, dev.placement_json(model->decoder()));
+  server::Watchdog watchdog;
+
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    if (sig == 0) return;
+    spdlog::info("signal {}: draining (up to {} s)", sig, cfg.drain_seconds);
+    server::notify_systemd("STOPPING=1");
+    srv.stop();
+  });
+  srv.run([] { server::notify_systemd("READY=1"); });
+  scheduler.reset();   // before the server's I/O context goes away
+  pthread_kill(signals.native_handle(), SIGTERM);   // wakes the waiter if the server stopped on its own
+  signals.join();
+  spdlog::info("stopped");
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* cmd = app.add_subcommand("serve", "Load the model once and serve local clients over a Unix socket");
+  a->cmd = cmd;
+  auto& f = a->flags;
+  cmd->add_option("--config", a->config_file, "TOML settings file (every setting is also a flag; flags win)");
+  cmd->add_option("--model", f.model, "Checkpoint folder");
+  cmd->add_option("--socket", f.socket, "Unix socket path (created with mode 0660)");
+  cmd->add_option("--devices", f.devices, "Comma-separated devices, e.g. cpu:0,cpu:1");
+  cmd->add_option("--max-active", f.max_active, "Requests decoding together");
+  cmd->add_option("--max-queue", f.max_queue, "Waiting requests before answering busy");
+  cmd->add_option("--max-context", f.max_context, "Prompt plus generated tokens per request");
+  cmd->add_option("--max-connections", f.max_connections, "Simultaneous client connections");
+  cmd->add_option("--allow-uid", f.allowed_uids, "User ids allowed to connect (default: the daemon's own)");
+  cmd->add_option("--allow-gid", f.allowed_gids, "Group ids allowed to connect");
+  cmd->add_option("--drain-seconds", f.drain_seconds, "On SIGTERM, time running requests get to finish");
+  cmd->add_option("--vision-cache-mb", f.vision_cache_mb, "Bound of the picture-embedding cache");
+  cmd->add_option("--max-image-pixels", f.max_image_pixels, "Largest picture accepted (pixels)");
+  cmd->callback([a] { serve(*a); });
+}
+
+}  // namespace omni

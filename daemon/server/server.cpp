@@ -1,0 +1,140 @@
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "server/session.h"
+#include "util/error.h"
+
+namespace omni::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// nlohmann JSON (the placement summary) to the generic wire value.
+ipc::Value to_value(const nlohmann::json& j) {
+  if (j.is_object()) {
+    ipc::Value::Map m;
+    for (auto it = j.begin(); it != j.end(); ++it) m.emplace_back(it.key(), to_value(it.value()));
+    return m;
+  }
+  if (j.is_array()) {
+    ipc::Value::Array a;
+    for (const auto& e : j) a.push_back(to_value(e));
+    return a;
+  }
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_boolean()) return j.get<bool>();
+  if (j.is_number_unsigned()) return j.get<uint64_t>();
+  if (j.is_number_integer()) return j.get<int64_t>();
+  if (j.is_number()) return j.get<double>();
+  return {};
+}
+
+}  // namespace
+
+Server::Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sched, std::string placement_json)
+    : cfg_(cfg), model_(model), sched_(sched), placement_json_(std::move(placement_json)) {
+  limits_.max_new_tokens = uint32_t(std::max(1, cfg.max_context - 16));
+  for (uint32_t u : cfg.allowed_uids) policy_.uids.push_back(uid_t(u));
+  for (uint32_t g : cfg.allowed_gids) policy_.gids.push_back(gid_t(g));
+  if (policy_.uids.empty() && policy_.gids.empty()) policy_.uids.push_back(::getuid());
+}
+
+Server::~Server() = default;
+
+ipc::Value Server::status_details() const {
+  nlohmann::json d;
+  d["placement"] = nlohmann::json::parse(placement_json_.empty() ? "null" : placement_json_);
+  d["vision_cache"] = {{"entries", model_.vision_cache().entries()},
+                       {"bytes", model_.vision_cache().bytes()},
+                       {"hits", model_.vision_cache().hits()},
+                       {"misses", model_.vision_cache().misses()}};
+  nlohmann::json mem = nlohmann::json::array();
+  std::vector<const kernels::Device*> seen;
+  const auto& p = model_.decoder().placement();
+  auto add = [&](const std::shared_ptr<kernels::Device>& dev) {
+    for (auto* s : seen)
+      if (s == dev.get()) return;
+    seen.push_back(dev.get());
+    mem.push_back({{"device", dev->id().str()},
+                   {"used_bytes", dev->total_memory() - dev->free_memory()},
+                   {"free_bytes", dev->free_memory()}});
+  };
+  add(p.embed_device);
+  for (const auto& d : p.layer_devices) add(d);
+  add(p.head_device);
+  d["memory"] = mem;
+  sched::Stats st = sched_.stats();
+  d["completed_requests"] = st.completed;
+  d["generated_tokens"] = st.generated_tokens;
+  d["connections"] = sessions_.load();
+  return to_value(d);
+}
+
+void Server::session_closed() { sessions_.fetch_sub(1); }
+
+void Server::accept_next() {
+  listener_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+    if (ec || stopping_) return;
+    for (;;) {
+      ipc::UniqueFd fd = ipc::accept_unix(listener_->native_handle());
+      if (!fd) break;
+      ipc::PeerCred cred;
+      try {
+        cred = ipc::peer_credentials(fd.get());
+      } catch (const std::exception& e) {
+        spdlog::warn("refusing a connection: {}", e.what());
+        continue;
+      }
+      auto refuse = [&](ipc::ErrorCode code, const std::string& why) {
+        try {
+          std::vector<uint8_t> f = ipc::encode_message(ipc::ErrorMsg{0, code, why});
+          ipc::send_frame(fd.get(), f, {}, 100);
+        } catch (const std::exception&) {
+        }
+      };
+      if (!policy_.allows(cred)) {
+        spdlog::warn("refused pid {} uid {} gid {}: not an allowed user or group", cred.pid, cred.uid, cred.gid);
+        refuse(ipc::ErrorCode::not_allowed, "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
+        continue;
+      }
+      if (sessions_.load() >= cfg_.max_connections) {
+        refuse(ipc::ErrorCode::busy, "too many connections");
+        continue;
+      }
+      sessions_.fetch_add(1);
+      std::make_shared<Session>(*this, std::move(fd), cred)->start();
+    }
+    accept_next();
+  });
+}
+
+void Server::run(const std::function<void()>& on_ready) {
+  listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode);
+  listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(listen_fd_.get()));
+  listener_->non_blocking(true);
+  accept_next();
+  spdlog::info("serving {} on {}", model_.name(), cfg_.socket);
+  if (on_ready) on_ready();
+  io_.run();
+}
+
+void Server::stop() {
+  asio::post(io_, [this] {
+    if (stopping_.exchange(true)) return;
+    boost::system::error_code ec;
+    listener_->close(ec);
+    listen_fd_ = {};
+    ::unlink(cfg_.socket.c_str());
+  });
+  // Let running requests finish (their frames still flow through the I/O thread).
+  sched_.drain(std::chrono::steady_clock::now() +
+               std::chrono::milliseconds(int64_t(cfg_.drain_seconds * 1000)));
+  asio::post(io_, [this] { io_.stop(); });
+}
+
+}  // namespace omni::server

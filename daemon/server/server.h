@@ -1,0 +1,55 @@
+#pragma once
+// The daemon's front: a Unix socket served with Boost.Asio on one I/O thread. Each
+// connection is a Session speaking ipc/ frames; generation goes to the Scheduler,
+// whose events come back to the I/O thread through asio::post, so a session's state
+// is only ever touched on that thread. Nothing is shared with clients but the socket
+// and the sealed, read-only image memfds they hand over.
+#include <utility>
+#include <boost/asio.hpp>
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "ipc/messages.h"
+#include "ipc/socket.h"
+#include "sched/scheduler.h"
+#include "server/server_config.h"
+
+namespace omni::server {
+
+class Session;
+
+class Server {
+ public:
+  Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sched, std::string placement_json);
+  ~Server();
+  // Creates the socket and serves until stop(); `on_ready` runs once listening.
+  void run(const std::function<void()>& on_ready = {});
+  // Stops accepting, drains the scheduler within cfg.drain_seconds, closes sessions.
+  void stop();
+
+  // For sessions.
+  boost::asio::io_context& io() { return io_; }
+  const ServerConfig& config() const { return cfg_; }
+  ChatModel& model() { return model_; }
+  sched::Scheduler& scheduler() { return sched_; }
+  const ipc::Limits& limits() const { return limits_; }
+  ipc::Value status_details() const;
+  void session_closed();
+
+ private:
+  void accept_next();
+  ServerConfig cfg_;
+  ChatModel& model_;
+  sched::Scheduler& sched_;
+  std::string placement_json_;
+  ipc::Limits limits_;
+  ipc::AccessPolicy policy_;
+  boost::asio::io_context io_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
+  ipc::UniqueFd listen_fd_;
+  std::atomic<int> sessions_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace omni::server

@@ -1,0 +1,82 @@
+#include "server/server_config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+
+#include "util/error.h"
+
+namespace omni::server {
+
+namespace {
+
+template <class T>
+void get(const toml::table& t, const char* key, T& out, const std::string& path) {
+  const toml::node* n = t.get(key);
+  if (!n) return;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!n->is_string()) throw Error(path + ": '" + key + "' must be a string");
+    out = n->value<std::string>().value();
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (!n->is_number()) throw Error(path + ": '" + key + "' must be a number");
+    out = n->value<double>().value();
+  } else if constexpr (std::is_same_v<T, std::vector<uint32_t>>) {
+    const toml::array* a = n->as_array();
+    if (!a) throw Error(path + ": '" + key + "' must be an array of integers");
+    out.clear();
+    for (const auto& e : *a) {
+      auto v = e.value<int64_t>();
+      if (!v || *v < 0) throw Error(path + ": '" + key + "' must hold non-negative integers");
+      out.push_back(uint32_t(*v));
+    }
+  } else {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 0) throw Error(path + ": '" + key + "' must be a non-negative integer");
+    out = T(*v);
+  }
+}
+
+}  // namespace
+
+void ServerConfig::load_toml(const std::string& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw Error(path + ": " + std::string(e.description()) + " at line " +
+                std::to_string(e.source().begin.line));
+  }
+  static const std::set<std::string> known = {
+      "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_queue",
+      "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels",
+      "use_multi_gpu", "parallel", "max_memory", "split", "vision_device"};
+  for (const auto& [k, v] : t)
+    if (!known.count(std::string(k.str()))) throw Error(path + ": unknown setting '" + std::string(k.str()) + "'");
+  get(t, "model", model, path);
+  get(t, "socket", socket, path);
+  if (const toml::node* n = t.get("socket_mode")) {
+    if (auto s = n->value<std::string>()) socket_mode = unsigned(std::stoul(*s, nullptr, 8));
+    else get(t, "socket_mode", socket_mode, path);
+  }
+  get(t, "allowed_uids", allowed_uids, path);
+  get(t, "allowed_gids", allowed_gids, path);
+  get(t, "devices", devices, path);
+  get(t, "max_active", max_active, path);
+  get(t, "max_queue", max_queue, path);
+  get(t, "max_context", max_context, path);
+  get(t, "max_connections", max_connections, path);
+  get(t, "max_outgoing_bytes", max_outgoing_bytes, path);
+  get(t, "drain_seconds", drain_seconds, path);
+  get(t, "vision_cache_mb", vision_cache_mb, path);
+  get(t, "max_image_pixels", max_image_pixels, path);
+}
+
+void ServerConfig::validate() const {
+  if (model.empty()) throw Error("serve: no model (--model or 'model' in the config file)");
+  if (socket.empty() || socket.size() >= 108) throw Error("serve: socket path must be 1..107 bytes");
+  if (max_active < 1 || max_queue < 0 || max_context < 16 || max_connections < 1)
+    throw Error("serve: max_active >= 1, max_queue >= 0, max_context >= 16, max_connections >= 1");
+  if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
+}
+
+}  // namespace omni::server

@@ -1,0 +1,31 @@
+#pragma once
+// Settings of `omnid serve`: defaults, then the TOML file (--config), then flags.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace omni::server {
+
+struct ServerConfig {
+  std::string model;                      // checkpoint folder
+  std::string socket = "/run/omnid/omnid.sock";
+  unsigned socket_mode = 0660;
+  std::vector<uint32_t> allowed_uids;     // empty with empty gids: only our own uid
+  std::vector<uint32_t> allowed_gids;
+  std::string devices = "cpu:0";
+  int max_active = 16;
+  int max_queue = 64;
+  int max_context = 8192;
+  int max_connections = 256;
+  size_t max_outgoing_bytes = 8u << 20;   // per connection before it counts as not reading
+  double drain_seconds = 30;
+  size_t vision_cache_mb = 256;
+  uint64_t max_image_pixels = 40'000'000;
+
+  // Reads a TOML file; unknown keys are errors naming the key and file.
+  void load_toml(const std::string& path);
+  void validate() const;
+};
+
+}  // namespace omni::server

@@ -1,0 +1,248 @@
+#include "server/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include "ipc/memfd.h"
+#include "server/server.h"
+
+namespace omni::server {
+
+namespace asio = boost::asio;
+using ipc::ErrorCode;
+
+Session::Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred)
+    : server_(server), sock_(server.io(), fd.release()), cred_(cred), reader_(server.limits()) {}
+
+Session::~Session() {
+  for (auto& [id, t] : requests_) t->cancel();
+}
+
+void Session::start() {
+  spdlog::debug("client connected: pid {} uid {} gid {}", cred_.pid, cred_.uid, cred_.gid);
+  read_more();
+}
+
+void Session::close() {
+  if (closed_) return;
+  closed_ = true;
+  // A client that is gone or misbehaving takes its requests with it: the scheduler
+  // drops them at its next step and frees their KV caches.
+  for (auto& [id, t] : requests_) t->cancel();
+  requests_.clear();
+  boost::system::error_code ec;
+  sock_.close(ec);
+  server_.session_closed();
+}
+
+void Session::read_more() {
+  if (closed_) return;
+  sock_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_) {
+      self->close();
+      return;
+    }
+    try {
+      for (;;) {
+        ipc::RecvResult r = ipc::recv_into(self->sock_.native_handle(), self->reader_, true);
+        if (r == ipc::RecvResult::eof) {
+          self->close();
+          return;
+        }
+        while (auto frame = self->reader_.next()) {
+          self->handle(std::move(*frame));
+          if (self->closed_) return;
+        }
+        if (r == ipc::RecvResult::would_block) break;
+      }
+    } catch (const ipc::IpcError& e) {
+      // Framing is lost after a bad frame: say why, then hang up.
+      if (e.code() != ErrorCode::unavailable) self->send_error(0, e.code(), e.what());
+      self->flush();
+      self->close();
+      return;
+    }
+    self->read_more();
+  });
+}
+
+void Session::send(const ipc::Message& m) {
+  if (closed_) return;
+  std::vector<uint8_t> bytes = ipc::encode_message(m);
+  out_bytes_ += bytes.size();
+  out_.push_back(std::move(bytes));
+  if (out_bytes_ > server_.config().max_outgoing_bytes) {
+    // The client does not read: cancel its work rather than buffer without bound.
+    spdlog::warn("client pid {} is not reading its answers; closing it", cred_.pid);
+    close();
+    return;
+  }
+  flush();
+}
+
+void Session::send_error(uint64_t id, ErrorCode code, const std::string& message) {
+  send(ipc::ErrorMsg{id, code, message});
+}
+
+void Session::flush() {
+  if (writing_ || out_.empty() || closed_) return;
+  writing_ = true;
+  asio::async_write(sock_, asio::buffer(out_.front()), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
+    self->writing_ = false;
+    if (ec) {
+      self->close();
+      return;
+    }
+    self->out_bytes_ -= n;
+    self->out_.pop_front();
+    self->flush();
+  });
+}
+
+void Session::handle(ipc::Frame frame) {
+  ipc::Message msg;
+  uint64_t rid = 0;
+  try {
+    msg = ipc::decode_message(frame, server_.limits(), &rid);
+  } catch (const ipc::IpcError& e) {
+    send_error(rid, e.code(), e.what());   // a well-framed but bad message keeps the connection
+    return;
+  }
+  if (auto* h = std::get_if<ipc::Hello>(&msg)) {
+    if (h->proto_major != ipc::kProtocolMajor) {
+      send_error(0, ErrorCode::unsupported_version,
+                 "protocol " + std::to_string(h->proto_major) + " not supported (server speaks " +
+                     std::to_string(ipc::kProtocolMajor) + ")");
+      close();
+      return;
+    }
+    greeted_ = true;
+    ipc::HelloOk ok;
+    ok.proto_minor = std::min(h->proto_minor, ipc::kProtocolMinor);
+    ok.server_version = "omnid 0.1.0";
+    ok.model = server_.model().name();
+    ok.limits = server_.limits();
+    send(ok);
+    return;
+  }
+  if (!greeted_) {
+    send_error(0, ErrorCode::not_ready, std::string("'") + ipc::message_type(msg) + "' before the hello handshake");
+    close();
+    return;
+  }
+  if (auto* g = std::get_if<ipc::Generate>(&msg)) {
+    on_generate(std::move(*g), std::move(frame.fds));
+  } else if (auto* c = std::get_if<ipc::Cancel>(&msg)) {
+    auto it = requests_.find(c->id);
+    if (it != requests_.end()) it->second->cancel();   // done follows from the scheduler
+  } else if (auto* s = std::get_if<ipc::StatusRequest>(&msg)) {
+    sched::Stats st = server_.scheduler().stats();
+    ipc::Status out;
+    out.id = s->id;
+    out.model = server_.model().name();
+    out.queue_depth = st.queued;
+    out.active_requests = st.active;
+    out.tokens_per_s = st.tokens_per_s;
+    out.details = server_.status_details();
+    send(out);
+  } else {
+    send_error(rid, ErrorCode::bad_message, std::string("a client may not send '") + ipc::message_type(msg) + "'");
+  }
+}
+
+void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
+  if (requests_.count(g.id)) {
+    send_error(g.id, ErrorCode::bad_message, "request id " + std::to_string(g.id) + " is already running");
+    return;
+  }
+  sched::Request r;
+  r.id = g.id;
+  r.question = g.prompt;
+  try {
+    for (size_t i = 0; i < g.images.size(); ++i) {
+      const ipc::ImageRef& ref = g.images[i];
+      if (ref.fd_index >= fds.size())
+        throw ipc::IpcError(ErrorCode::bad_message, "images[" + std::to_string(i) + "].fd refers to descriptor " +
+                                                        std::to_string(ref.fd_index) + " of " + std::to_string(fds.size()));
+      auto map = std::make_shared<ipc::ImageMapping>(ipc::map_sealed_image(fds[ref.fd_index].get(), ref.size, server_.limits()));
+      ImageInput in;
+      in.name = "request " + std::to_string(g.id) + " image " + std::to_string(i);
+      in.data = map->data();
+      in.size = map->size();
+      in.keepalive = map;
+      if (ref.format == ipc::ImageFormat::rgb) {
+        in.rgb_width = int(ref.width);
+        in.rgb_height = int(ref.height);
+      }
+      r.images.push_back(std::move(in));
+    }
+  } catch (const ipc::IpcError& e) {
+    send_error(g.id, e.code(), e.what());
+    return;
+  }
+  AnswerOptions& o = r.options;
+  o.max_tokens = int(g.max_tokens);
+  o.stop_strings = g.stop;
+  SamplingParams sp = server_.model().default_sampling();
+  if (g.sampling.greedy) {
+    sp = SamplingParams{};
+    sp.greedy = true;
+  } else {
+    sp.temperature = float(g.sampling.temperature);
+    sp.top_k = int(g.sampling.top_k);
+    sp.top_p = float(g.sampling.top_p);
+    sp.repetition_penalty = float(g.sampling.repetition_penalty);
+    if (sp.temperature == 0.0f) {   // temperature 0 means greedy, as in most servers
+      sp = SamplingParams{};
+      sp.greedy = true;
+    }
+  }
+  sp.seed = g.sampling.seed;
+  try {
+    sp.validate();
+  } catch (const std::exception& e) {
+    send_error(g.id, ErrorCode::bad_message, e.what());
+    return;
+  }
+  o.sampling = sp;
+  if (g.deadline_ms) r.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(g.deadline_ms);
+
+  // Events arrive on the scheduler thread; hop to the I/O thread before touching us.
+  std::weak_ptr<Session> weak = weak_from_this();
+  asio::io_context& io = server_.io();
+  const uint64_t id = g.id;
+  r.events.on_token = [weak, &io, id](const std::string& text, int32_t tok) {
+    asio::post(io, [weak, id, text, tok] {
+      if (auto s = weak.lock()) s->send(ipc::Token{id, text, tok});
+    });
+  };
+  r.events.on_done = [weak, &io, id](const sched::Result& res) {
+    asio::post(io, [weak, id, res] {
+      auto s = weak.lock();
+      if (!s) return;
+      s->requests_.erase(id);
+      ipc::Done d;
+      d.id = id;
+      const std::string& fr = res.finish_reason;
+      d.reason = fr == "stop" ? ipc::FinishReason::stop
+                 : fr == "length" ? ipc::FinishReason::length
+                 : fr == "cancelled" ? ipc::FinishReason::cancelled
+                 : fr == "deadline" ? ipc::FinishReason::deadline
+                                    : ipc::FinishReason::error;
+      d.prompt_tokens = res.prompt_tokens;
+      d.completion_tokens = res.completion_tokens;
+      d.image_tokens = res.image_tokens;
+      d.timings = {res.queue_ms, res.prefill_ms, res.decode_ms, res.total_ms};
+      d.error_code = res.error_code;
+      d.error_message = res.error_message;
+      s->send(d);
+    });
+  };
+  auto ticket = server_.scheduler().submit(std::move(r));
+  if (!ticket) {
+    send_error(id, ErrorCode::busy, "the request queue is full; try again later");
+    return;
+  }
+  requests_[id] = ticket;
+}
+
+}  // namespace omni::server

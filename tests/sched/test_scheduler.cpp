@@ -1,0 +1,156 @@
+// The continuous-batching scheduler on the tiny MiniCPM-V checkpoint: batched answers
+// equal answers computed alone, cancellation and deadlines free the slot, the queue is
+// bounded, bad pictures fail only their own request.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <future>
+
+#include "kernels/device.h"
+#include "model/answer.h"
+#include "sched/scheduler.h"
+#include "util/golden.h"
+
+using namespace omni;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<ChatModel> tiny() {
+  return ChatModel::load(test::data("minicpmv26-tiny"), [](const LlmConfig& c) {
+    return DecoderPlacement::single(kernels::make_device({}), c.n_layers);
+  });
+}
+
+ImageInput picture(const std::string& c) {
+  std::ifstream f(test::data("minicpmv26-tiny/" + c + "/image.png"), std::ios::binary);
+  return ImageInput::from_bytes(c, {std::istreambuf_iterator<char>(f), {}});
+}
+
+struct Collected {
+  std::string text;
+  std::promise<sched::Result> done;
+};
+
+std::pair<std::shared_ptr<sched::Ticket>, std::shared_ptr<Collected>> submit(sched::Scheduler& s, uint64_t id,
+                                                                              std::vector<ImageInput> images,
+                                                                              const std::string& q, int max_tokens) {
+  auto c = std::make_shared<Collected>();
+  sched::Request r;
+  r.id = id;
+  r.images = std::move(images);
+  r.question = q;
+  r.options.sampling.greedy = true;
+  r.options.max_tokens = max_tokens;
+  r.events.on_token = [c](const std::string& t, int32_t) { c->text += t; };
+  r.events.on_done = [c](const sched::Result& res) { c->done.set_value(res); };
+  return {s.submit(std::move(r)), c};
+}
+
+}  // namespace
+
+TEST_CASE("batched greedy answers equal answers computed alone", "[sched]") {
+  auto model = tiny();
+  AnswerOptions o;
+  o.sampling.greedy = true;
+  o.max_tokens = 12;
+  const std::string qa = "Describe the colours.", qb = "What is this?";
+  Answer alone_a = answer(*model, {picture("case_wide")}, qa, o);
+  Answer alone_b = answer(*model, {picture("case_small")}, qb, o);
+  Answer alone_c = answer(*model, {}, qb, o);
+
+  sched::Scheduler s(*model, {});
+  auto [ta, ca] = submit(s, 1, {picture("case_wide")}, qa, 12);
+  auto [tb, cb] = submit(s, 2, {picture("case_small")}, qb, 12);
+  auto [tc, cc] = submit(s, 3, {}, qb, 12);
+  REQUIRE(ta);
+  REQUIRE(tb);
+  REQUIRE(tc);
+  auto ra = ca->done.get_future().get();
+  auto rb = cb->done.get_future().get();
+  auto rc = cc->done.get_future().get();
+  CHECK(ca->text == alone_a.text);
+  CHECK(cb->text == alone_b.text);
+  CHECK(cc->text == alone_c.text);
+  CHECK(ra.finish_reason == alone_a.finish_reason);
+  CHECK(ra.image_tokens > 0);
+  CHECK(rc.image_tokens == 0);
+  CHECK(ra.completion_tokens == alone_a.tokens.size());
+  CHECK(s.stats().active == 0);
+}
+
+TEST_CASE("a cancelled request leaves at once and frees its slot", "[sched]") {
+  auto model = tiny();
+  sched::Scheduler s(*model, {});
+  auto [t, c] = submit(s, 1, {picture("case_wide")}, "Describe the colours.", 4000);
+  REQUIRE(t);
+  std::this_thread::sleep_for(50ms);
+  t->cancel();
+  t->cancel();   // twice is harmless
+  auto fut = c->done.get_future();
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  CHECK(fut.get().finish_reason == "cancelled");
+  std::this_thread::sleep_for(20ms);
+  CHECK(s.stats().active == 0);
+}
+
+TEST_CASE("deadlines end requests", "[sched]") {
+  auto model = tiny();
+  sched::Scheduler s(*model, {});
+  auto c = std::make_shared<Collected>();
+  sched::Request r;
+  r.question = "Count to a thousand.";
+  r.options.max_tokens = 4000;
+  r.deadline = std::chrono::steady_clock::now() + 30ms;
+  r.events.on_done = [c](const sched::Result& res) { c->done.set_value(res); };
+  REQUIRE(s.submit(std::move(r)));
+  auto fut = c->done.get_future();
+  REQUIRE(fut.wait_for(10s) == std::future_status::ready);
+  CHECK(fut.get().finish_reason == "deadline");
+}
+
+TEST_CASE("a full queue answers busy instead of waiting", "[sched]") {
+  auto model = tiny();
+  sched::SchedulerOptions o;
+  o.max_active = 1;
+  o.max_queue = 1;
+  sched::Scheduler s(*model, o);
+  std::vector<std::shared_ptr<sched::Ticket>> tickets;
+  std::vector<std::shared_ptr<Collected>> outs;
+  int refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto [t, c] = submit(s, uint64_t(i + 1), {}, "Hello", 2000);
+    if (!t) ++refused;
+    else {
+      tickets.push_back(t);
+      outs.push_back(c);
+    }
+  }
+  CHECK(refused >= 4);
+  for (auto& t : tickets) t->cancel();
+  for (auto& c : outs) CHECK(c->done.get_future().wait_for(10s) == std::future_status::ready);
+}
+
+TEST_CASE("a bad picture fails its own request only", "[sched]") {
+  auto model = tiny();
+  sched::Scheduler s(*model, {});
+  auto [tb, cb] = submit(s, 1, {ImageInput::from_bytes("garbage.png", {1, 2, 3, 4, 5})}, "What?", 4);
+  auto [tg, cg] = submit(s, 2, {picture("case_small")}, "What?", 4);
+  auto rb = cb->done.get_future().get();
+  auto rg = cg->done.get_future().get();
+  CHECK(rb.finish_reason == "error");
+  CHECK(rb.error_code == "bad_image");
+  CHECK_THAT(rb.error_message, Catch::Contains("garbage.png"));
+  CHECK(rg.finish_reason != "error");
+}
+
+TEST_CASE("a prompt beyond the context is refused with the numbers", "[sched]") {
+  auto model = tiny();
+  sched::SchedulerOptions o;
+  o.max_context = 32;
+  sched::Scheduler s(*model, o);
+  auto [t, c] = submit(s, 1, {}, "Hello there", 64);
+  auto r = c->done.get_future().get();
+  CHECK(r.finish_reason == "error");
+  CHECK_THAT(r.error_message, Catch::Contains("exceeds the context of 32"));
+}

@@ -1,6 +1,10 @@
 // omnid serve: load and place the model once, then serve local clients over the Unix
 // socket until SIGTERM/SIGINT, which drains in-flight requests within a deadline.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <spdlog/spdlog.h>
 
 #include <thread>
@@ -14,6 +18,13 @@
 namespace omni {
 
 namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void on_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  (void)!::write(g_signal_pipe[1], &b, 1);
+}
 
 struct ServeArgs {
   std::string config_file;
@@ -44,12 +55,14 @@ void serve(const ServeArgs& a) {
   apply_flags(a, cfg);
   cfg.validate();
 
-  // Signals are taken by a waiting thread, so the I/O and scheduler threads never see them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // SIGTERM/SIGINT may land on any thread (OpenBLAS starts its own before main), so the
+  // handler only writes to a pipe that a waiting thread reads.
+  if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) throw Error("serve: pipe failed");
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   DeviceOptions dev;
@@ -68,16 +81,18 @@ void serve(const ServeArgs& a) {
   server::Watchdog watchdog;
 
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    if (sig == 0) return;
+    unsigned char sig = 0;
+    while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
+    if (sig == 0) return;   // the server stopped on its own
     spdlog::info("signal {}: draining (up to {} s)", sig, cfg.drain_seconds);
     server::notify_systemd("STOPPING=1");
     srv.stop();
   });
   srv.run([] { server::notify_systemd("READY=1"); });
   scheduler.reset();   // before the server's I/O context goes away
-  pthread_kill(signals.native_handle(), SIGTERM);   // wakes the waiter if the server stopped on its own
+  const unsigned char zero = 0;
+  (void)!::write(g_signal_pipe[1], &zero, 1);   // wakes the waiter if no signal came
   signals.join();
   spdlog::info("stopped");
 }

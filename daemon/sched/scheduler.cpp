@@ -31,6 +31,7 @@ struct Scheduler::Active {
   Result result;
   Clock::time_point queued_at, started_at, prefilled_at;
   bool done = false;
+  bool counted = false;             // holds one of n_active_
 };
 
 Scheduler::Scheduler(ChatModel& model, SchedulerOptions opt) : model_(model), opt_(opt) {
@@ -109,6 +110,7 @@ void Scheduler::finish(Active& a, const std::string& reason, const std::string& 
   a.result.total_ms = ms_between(a.queued_at, now);
   a.cache.reset();   // the KV cache goes back at once
   a.pending = {};
+  if (a.counted) n_active_.fetch_sub(1);   // before on_done, so status never lags the answer
   if (a.req.events.on_done) a.req.events.on_done(a.result);
   std::lock_guard<std::mutex> lock(mu_);
   ++completed_;
@@ -129,9 +131,9 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& fresh) {
     a->queued_at = w.queued_at;
     a->started_at = Clock::now();
     n_active_.fetch_add(1);
+    a->counted = true;
     if (a->ticket->cancelled()) {
       finish(*a, "cancelled");
-      n_active_.fetch_sub(1);
       continue;
     }
     try {
@@ -156,7 +158,6 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& fresh) {
       bool image_error = false;
       for (const auto& im : a->req.images) image_error |= what.rfind(im.name, 0) == 0;
       finish(*a, "error", image_error ? "bad_image" : "bad_request", what);
-      n_active_.fetch_sub(1);
     }
   }
 }
@@ -171,10 +172,8 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& fresh) {
       else if (a->req.deadline && now > *a->req.deadline) finish(*a, "deadline");
       else if (draining_ && now > drain_deadline_) finish(*a, "cancelled");
     }
-  auto prune = [this](std::vector<std::unique_ptr<Active>>& v) {
-    size_t before = v.size();
+  auto prune = [](std::vector<std::unique_ptr<Active>>& v) {
     v.erase(std::remove_if(v.begin(), v.end(), [](const auto& a) { return a->done; }), v.end());
-    n_active_.fetch_sub(uint32_t(before - v.size()));
   };
   prune(active_);
   prune(fresh);
@@ -282,7 +281,6 @@ void Scheduler::loop() {
     a.queued_at = w.queued_at;
     finish(a, "cancelled");
   }
-  n_active_.store(0);
 }
 
 }  // namespace omni::sched

@@ -1,0 +1,83 @@
+#pragma once
+// Starts `omnid serve` as a child process on a private socket and stops it again.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ipc/socket.h"
+
+namespace omni::test {
+
+class DaemonProcess {
+ public:
+  explicit DaemonProcess(std::vector<std::string> extra_args = {}) {
+    dir_ = std::filesystem::temp_directory_path() / ("omnid-test-" + std::to_string(::getpid()) + "-" +
+                                                      std::to_string(counter()++));
+    std::filesystem::create_directories(dir_);
+    socket_ = (dir_ / "omnid.sock").string();
+    std::vector<std::string> args = {std::string(OMNI_BIN_DIR) + "/omnid", "serve", "--model",
+                                     std::string(OMNI_TEST_DATA) + "/minicpmv26-tiny", "--socket", socket_};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::setenv("OMNI_LOG_LEVEL", "warn", 1);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    // Ready when the socket accepts.
+    for (int i = 0; i < 600; ++i) {
+      try {
+        ipc::connect_unix(socket_);
+        return;
+      } catch (const std::exception&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+    }
+    throw std::runtime_error("omnid serve did not start");
+  }
+  ~DaemonProcess() { stop(); std::filesystem::remove_all(dir_); }
+
+  // SIGTERM; returns the exit status (or -1 when it had to be killed).
+  int stop() {
+    if (pid_ <= 0) return exit_;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 400; ++i) {
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return exit_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    return exit_ = -1;
+  }
+  bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+  const std::string& socket() const { return socket_; }
+
+ private:
+  static int& counter() { static int c = 0; return c; }
+  std::filesystem::path dir_;
+  std::string socket_;
+  pid_t pid_ = -1;
+  int exit_ = -1;
+};
+
+}  // namespace omni::test

@@ -1,0 +1,200 @@
+// The daemon end to end, as a separate process: many clients at once, answers equal
+// to the in-process engine, a client killed mid-stream, garbage on the socket, a
+// refused uid, and SIGTERM.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "daemon_process.h"
+#include "kernels/device.h"
+#include "model/answer.h"
+#include "sdk/client.h"
+#include "util/golden.h"
+
+using namespace omni;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<uint8_t> random_picture(uint32_t seed, int w, int h) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> rgb(size_t(w) * size_t(h) * 3);
+  // Smooth blocks of colour, so slicing and resizing see structure, not just noise.
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) rgb[(size_t(y) * w + x) * 3 + c] = uint8_t((x / 16 * 37 + y / 16 * 91 + c * 53 + seed * 17) % 256);
+  for (int i = 0; i < 50; ++i) rgb[rng() % rgb.size()] = uint8_t(rng());
+  return rgb;
+}
+
+sdk::Client connected(const std::string& socket) {
+  sdk::ClientOptions o;
+  o.socket_path = socket;
+  return sdk::Client(o);
+}
+
+}  // namespace
+
+TEST_CASE("16 clients at once, each with its own picture, get the engine's greedy answers", "[daemon]") {
+  test::DaemonProcess d({"--devices", "cpu:0,cpu:1", "--max-active", "16"});
+  auto model = ChatModel::load(test::data("minicpmv26-tiny"), [](const LlmConfig& c) {
+    return DecoderPlacement::single(kernels::make_device({}), c.n_layers);
+  });
+  constexpr int N = 16;
+  std::vector<std::string> expected(N), got(N);
+  std::vector<std::vector<uint8_t>> pics(N);
+  for (int i = 0; i < N; ++i) {
+    const int w = 60 + 23 * i, h = 50 + 11 * (i % 5);
+    pics[size_t(i)] = random_picture(uint32_t(i), w, h);
+    ImageInput in;
+    in.name = "picture " + std::to_string(i);
+    in.data = pics[size_t(i)].data();
+    in.size = pics[size_t(i)].size();
+    in.rgb_width = w;
+    in.rgb_height = h;
+    AnswerOptions o;
+    o.sampling.greedy = true;
+    o.max_tokens = 8;
+    expected[size_t(i)] = answer(*model, {in}, "What is in picture " + std::to_string(i) + "?", o).text;
+  }
+  std::vector<std::thread> threads;
+  std::vector<int> reasons(N, -1);
+  for (int i = 0; i < N; ++i)
+    threads.emplace_back([&, i] {
+      auto c = connected(d.socket());
+      sdk::GenerateRequest r;
+      r.prompt = "What is in picture " + std::to_string(i) + "?";
+      r.max_tokens = 8;
+      r.sampling.greedy = true;
+      const int w = 60 + 23 * i, h = 50 + 11 * (i % 5);
+      r.images.push_back(sdk::Image::from_rgb(pics[size_t(i)], uint32_t(w), uint32_t(h)));
+      auto done = c.generate(r, [&](const ipc::Token& t) { got[size_t(i)] += t.text; });
+      reasons[size_t(i)] = int(done.reason);
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < N; ++i) {
+    INFO("client " << i);
+    CHECK(reasons[size_t(i)] != int(ipc::FinishReason::error));
+    CHECK(got[size_t(i)] == expected[size_t(i)]);
+  }
+  auto c = connected(d.socket());
+  CHECK(c.status().active_requests == 0);
+}
+
+TEST_CASE("a client killed mid-stream does not hurt the daemon, and its request is released", "[daemon]") {
+  test::DaemonProcess d;
+  pid_t child = ::fork();
+  if (child == 0) {
+    try {
+      auto c = connected(d.socket());
+      sdk::GenerateRequest r;
+      r.prompt = "Tell a very long story.";
+      r.max_tokens = 3000;
+      c.generate(r, [](const ipc::Token&) {});
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  auto c = connected(d.socket());
+  bool seen_active = false;
+  for (int i = 0; i < 200 && !seen_active; ++i) {
+    seen_active = c.status().active_requests == 1;
+    if (!seen_active) std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(seen_active);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  uint32_t active = 1;
+  for (int i = 0; i < 200 && active != 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+    active = c.status().active_requests;
+  }
+  CHECK(active == 0);
+  // Still serving.
+  sdk::GenerateRequest r;
+  r.prompt = "Hello";
+  r.max_tokens = 3;
+  r.sampling.greedy = true;
+  CHECK(c.generate(r, [](const ipc::Token&) {}).reason != ipc::FinishReason::error);
+  CHECK(d.alive());
+}
+
+TEST_CASE("garbage, absurd lengths and bad pictures get errors; the daemon lives on", "[daemon]") {
+  test::DaemonProcess d;
+  {
+    // Garbage before any handshake: an error frame or a hang-up, never a crash.
+    ipc::UniqueFd fd = ipc::connect_unix(d.socket());
+    const char junk[] = "\xff\xff\xff\x7fthis is not msgpack at all";
+    ::send(fd.get(), junk, sizeof junk, MSG_NOSIGNAL);
+    ipc::FrameReader rd;
+    try {
+      ipc::Frame f = ipc::recv_frame(fd.get(), rd, 5000);
+      auto m = ipc::decode_message(f, {});
+      CHECK(std::holds_alternative<ipc::ErrorMsg>(m));
+    } catch (const ipc::IpcError& e) {
+      CHECK(e.code() == ipc::ErrorCode::unavailable);   // closed on us: fine too
+    }
+  }
+  auto c = connected(d.socket());
+  sdk::GenerateRequest r;
+  r.prompt = "What is this?";
+  r.max_tokens = 3;
+  const std::vector<uint8_t> tiny(3, 255);
+  r.images.push_back(sdk::Image::from_rgb(tiny, 1, 1));   // 1x1
+  auto done = c.generate(r, [](const ipc::Token&) {});
+  CHECK(done.reason == ipc::FinishReason::error);
+  CHECK(done.error_code == "bad_image");
+  r.images.clear();
+  const std::vector<uint8_t> not_png = {'n', 'o', 't', ' ', 'a', 'n', ' ', 'i', 'm', 'a', 'g', 'e'};
+  r.images.push_back(sdk::Image::from_bytes(not_png));
+  done = c.generate(r, [](const ipc::Token&) {});
+  CHECK(done.reason == ipc::FinishReason::error);
+  CHECK(d.alive());
+  CHECK(c.status().active_requests == 0);
+}
+
+TEST_CASE("a uid that is not allowed is refused", "[daemon]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot connect as another uid here (AccessPolicy is unit-tested in tests/ipc)");
+    return;
+  }
+  // A world-connectable socket, so that only the SO_PEERCRED check stands in the way.
+  const std::string cfg = (std::filesystem::temp_directory_path() / ("omnid-uid-" + std::to_string(::getpid()) + ".toml")).string();
+  std::ofstream(cfg) << "socket_mode = \"0666\"\nallowed_uids = [4242424]\n";
+  test::DaemonProcess d({"--config", cfg});
+  std::filesystem::permissions(std::filesystem::path(d.socket()).parent_path(), std::filesystem::perms::all);
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    try {
+      auto c = connected(d.socket());
+      c.connect();
+      ::_exit(11);   // let in: wrong
+    } catch (const sdk::Error& e) {
+      ::_exit(e.code() == ipc::ErrorCode::not_allowed ? 0 : 12);
+    } catch (...) {
+      ::_exit(13);
+    }
+  }
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  REQUIRE(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  // The daemon's own user still gets in.
+  auto c = connected(d.socket());
+  CHECK_NOTHROW(c.connect());
+  CHECK(d.alive());
+  std::filesystem::remove(cfg);
+}
+
+TEST_CASE("SIGTERM drains and exits cleanly, removing the socket", "[daemon]") {
+  test::DaemonProcess d;
+  const std::string sock = d.socket();
+  CHECK(d.stop() == 0);
+  CHECK_FALSE(std::filesystem::exists(sock));
+}

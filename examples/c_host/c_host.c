@@ -1,6 +1,6 @@
 /* c_host: a minimal C host that dlopens libomni_plugin.so and asks about an image.
  *
- *   omni_c_host [--plugin PATH] [--socket PATH] [--image FILE]... "question"
+ *   omni_c_host [--plugin PATH] [--socket PATH] [--image FILE]... [--greedy] [--max-tokens N] "question"
  *
  * Defaults: plugin from $OMNI_PLUGIN or "libomni_plugin.so" (dlopen search path),
  * socket from $OMNI_SOCKET or /run/omnid/omnid.sock. Streams the answer to stdout.
@@ -34,15 +34,24 @@ int main(int argc, char** argv) {
   const char* images[MAX_IMAGES];
   size_t n_images = 0;
   const char* question = NULL;
+  int greedy = 0;
+  long max_tokens = 512;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--plugin") && i + 1 < argc) plugin = argv[++i];
     else if (!strcmp(argv[i], "--socket") && i + 1 < argc) socket = argv[++i];
     else if (!strcmp(argv[i], "--image") && i + 1 < argc && n_images < MAX_IMAGES) images[n_images++] = argv[++i];
+    else if (!strcmp(argv[i], "--greedy")) greedy = 1;
+    else if (!strcmp(argv[i], "--max-tokens") && i + 1 < argc) max_tokens = strtol(argv[++i], NULL, 10);
     else if (argv[i][0] != '-' && !question) question = argv[i];
     else {
-      fprintf(stderr, "usage: %s [--plugin PATH] [--socket PATH] [--image FILE]... \"question\"\n", argv[0]);
+      fprintf(stderr, "usage: %s [--plugin PATH] [--socket PATH] [--image FILE]... [--greedy] [--max-tokens N] \"question\"\n",
+              argv[0]);
       return 1;
     }
+  }
+  if (max_tokens < 1 || max_tokens > 1000000) {
+    fprintf(stderr, "c_host: --max-tokens must be 1..1000000\n");
+    return 1;
   }
   if (!question) {
     fprintf(stderr, "c_host: a question is required\n");
@@ -81,7 +90,8 @@ int main(int argc, char** argv) {
   req.prompt = question;
   req.images = ims;
   req.n_images = n_images;
-  req.max_tokens = 512;
+  req.max_tokens = (uint32_t)max_tokens;
+  req.greedy = greedy;
 
   int final_status = OMNI_PLUGIN_E_INTERNAL;
   const int32_t rc = api->generate(client, &req, on_event, &final_status);

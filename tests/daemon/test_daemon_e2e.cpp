@@ -124,7 +124,7 @@ TEST_CASE("a client killed mid-stream does not hurt the daemon, and its request 
   CHECK(d.alive());
 }
 
-TEST_CASE("garbage, absurd lengths and bad pictures get errors; the daemon lives on", "[daemon]") {
+TEST_CASE("garbage, absurd lengths and bad pictures get errors and the daemon lives on", "[daemon]") {
   test::DaemonProcess d;
   {
     // Garbage before any handshake: an error frame or a hang-up, never a crash.

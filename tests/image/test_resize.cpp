@@ -26,7 +26,7 @@ TEST_CASE("resize_bicubic equals Pillow exactly (down, up, mixed, one axis, 1x1)
   }
 }
 
-TEST_CASE("resize to the same size is a copy; constant pictures stay constant") {
+TEST_CASE("resize to the same size is a copy, and constant pictures stay constant") {
   Image img{5, 4, std::vector<uint8_t>(5 * 4 * 3, 200)};
   CHECK(resize_bicubic(img, 5, 4).rgb == img.rgb);
   Image up = resize_bicubic(img, 17, 9);

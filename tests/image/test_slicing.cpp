@@ -57,7 +57,7 @@ TEST_CASE("1024x768 at scale 448: worked example of spec 2.6.3") {
   CHECK(sl.pieces[3].rgb[0] == 100);  // a constant picture stays constant through resize
 }
 
-TEST_CASE("448x448 is not sliced; slice_mode false keeps the picture") {
+TEST_CASE("448x448 is not sliced, and slice_mode false keeps the picture") {
   std::optional<Pair> grid;
   auto sizes = slice_sizes(448, 448, SliceConfig{}, &grid);
   CHECK_FALSE(grid.has_value());

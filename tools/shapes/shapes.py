@@ -429,7 +429,7 @@ class MiniCPMV(nn.Module):
             self.proj.copy_(torch.randn(self.proj.shape, generator=g) * (c.hidden ** -0.5))
 
     # -- vision: list of [3, H, W] pieces -> list of [query_num, D]
-    def encode_pieces(self, pieces):
+    def encode_pieces(self, pieces, return_vit=False):
         c = self.cfg
         p = c.patch
         W_pe = self.patch_embedding.weight.reshape(c.v_hidden, -1)
@@ -452,6 +452,8 @@ class MiniCPMV(nn.Module):
         for l in self.vlayers:
             x = l(x, mask)
         x = self.post_layernorm(x)
+        if return_vit:
+            return self.resample(x, tg, valid), x
         return self.resample(x, tg, valid)
 
     def resample(self, x, tg, valid):

@@ -74,6 +74,25 @@ def aux_targets(shapes):
             S.KINDS.index(shapes[0][0]) if len(kinds) == 1 else 3)
 
 
+def patch_labels(img_size, ov_size, shapes, patch=14):
+    """Per-patch labels of the overview: 0 background, 4 shape body, 1+kind at the patch holding a
+    shape's centre (training-only dense signal for kind and count)."""
+    (w, h), (ow, oh) = img_size, ov_size
+    gw, gh = ow // patch, oh // patch
+    sx, sy = ow / w, oh / h
+    lab = np.zeros((gh, gw), dtype=np.int64)
+    cy = (np.arange(gh) + 0.5) * patch / sy
+    cx = (np.arange(gw) + 0.5) * patch / sx
+    for kind, _, (x0, y0, x1, y1) in shapes:
+        inside = (cy[:, None] >= y0) & (cy[:, None] < y1) & (cx[None, :] >= x0) & (cx[None, :] < x1)
+        lab[inside] = 4
+    for kind, _, (x0, y0, x1, y1) in shapes:
+        i = min(gh - 1, int((y0 + y1) / 2.0 * sy / patch))
+        j = min(gw - 1, int((x0 + x1) / 2.0 * sx / patch))
+        lab[i, j] = 1 + S.KINDS.index(kind)
+    return lab.reshape(-1)
+
+
 def build_batch(pipe, rng, n_pictures):
     """Pieces of all pictures, and one training sequence per (picture, valid question)."""
     pieces, seqs, aux = [], [], []
@@ -81,7 +100,8 @@ def build_batch(pipe, rng, n_pictures):
         img, shapes = S.make_picture(rng)
         pxs, grid = pipe.prepare(img)
         first = len(pieces)
-        aux.append((first,) + aux_targets(shapes))
+        aux.append((first,) + aux_targets(shapes) +
+                   (patch_labels(img.size, (pxs[0].shape[2], pxs[0].shape[1]), shapes),))
         pieces.extend(pxs)
         for q, ans in S.valid_questions(shapes):
             ids = pipe.prompt_ids(grid, q)
@@ -100,17 +120,57 @@ class AuxHeads(torch.nn.Module):
 
     def forward(self, vis_overview, aux):
         o = self.lin(vis_overview.reshape(vis_overview.shape[0], -1))
-        t = torch.tensor([a[1:] for a in aux], dtype=torch.long)
+        t = torch.tensor([a[1:4] for a in aux], dtype=torch.long)
         return (F.cross_entropy(o[:, :3], t[:, 0]) + F.cross_entropy(o[:, 3:8], t[:, 1]) +
                 F.cross_entropy(o[:, 8:], t[:, 2]))
 
 
-def forward_loss(pipe, model, pieces, seqs, aux=None, aux_heads=None):
+class DenseHead(torch.nn.Module):
+    """Training-only: per-patch labels (background / kind-at-centre / body) from the tower output."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.lin = torch.nn.Linear(d, 5)
+        self.register_buffer("w", torch.tensor([1.0, 10.0, 10.0, 10.0, 1.0]))
+
+    def forward(self, vit_ov, aux):
+        logits, labels = [], []
+        for b, a in enumerate(aux):
+            lab = torch.from_numpy(a[4])
+            logits.append(self.lin(vit_ov[b, :lab.numel()]))
+            labels.append(lab)
+        return F.cross_entropy(torch.cat(logits), torch.cat(labels), weight=self.w)
+
+
+def forward_loss(pipe, model, pieces, seqs, aux=None, aux_heads=None, dense=None, slice_grad=True):
     Qn, D = pipe.cfg.query_num, pipe.cfg.hidden
-    vis = model.encode_pieces(pieces)  # [n_pieces, Qn, D]
     aux_loss = None
-    if aux_heads is not None:
-        aux_loss = aux_heads(vis[torch.tensor([a[0] for a in aux])], aux)
+    if aux is not None and (dense is not None or not slice_grad):
+        ov_idx = [a[0] for a in aux]
+        ov_set = set(ov_idx)
+        sl_idx = [i for i in range(len(pieces)) if i not in ov_set]
+        vis_ov, vit_ov = model.encode_pieces([pieces[i] for i in ov_idx], return_vit=True)
+        if sl_idx:
+            if slice_grad:
+                vis_sl = model.encode_pieces([pieces[i] for i in sl_idx])
+            else:
+                with torch.no_grad():
+                    vis_sl = model.encode_pieces([pieces[i] for i in sl_idx])
+        rows = [None] * len(pieces)
+        for k, i in enumerate(ov_idx):
+            rows[i] = vis_ov[k]
+        for k, i in enumerate(sl_idx):
+            rows[i] = vis_sl[k]
+        vis = torch.stack(rows)
+        if aux_heads is not None:
+            aux_loss = aux_heads(vis_ov, aux)
+        if dense is not None:
+            d = dense(vit_ov, aux)
+            aux_loss = d if aux_loss is None else aux_loss + d
+    else:
+        vis = model.encode_pieces(pieces)  # [n_pieces, Qn, D]
+        if aux_heads is not None:
+            aux_loss = aux_heads(vis[torch.tensor([a[0] for a in aux])], aux)
     T = max(len(i) + len(t) for i, t, _, _ in seqs)
     embs, labels = [], []
     pad = pipe.tok.added["<|endoftext|>"]
@@ -172,6 +232,9 @@ def main():
     ap.add_argument("--query-num", type=int, default=16)
     ap.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
     ap.add_argument("--holdout", type=int, default=200)
+    ap.add_argument("--dense-aux", type=int, default=1, help="training-only per-patch head on the overview")
+    ap.add_argument("--slice-grad", type=int, default=0, help="backpropagate into the tower through slices too")
+    ap.add_argument("--init-from", default=None, help="continue from this model folder (same config)")
     ap.add_argument("--aux", type=float, default=1.0, help="weight of the training-only auxiliary heads")
     a = ap.parse_args()
 
@@ -181,12 +244,17 @@ def main():
     pipe = S.Pipeline(cfg_json=cfg, pre_json=pre, tok_path=os.path.join(S.REF_DIR, "tokenizer.json"))
     model = pipe.model
     model.init_weights(a.seed)
+    if a.init_from:
+        model.load_hf(S.read_safetensors(os.path.join(a.init_from, "model.safetensors")))
+        print("continuing from %s" % a.init_from, flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print("parameters: %d (%.2f MB as F32)" % (n_params, n_params * 4 / 1e6), flush=True)
     assert 0 not in pipe.prompt_ids([2, 2], S.Q_COUNT), "prompt contains token id 0"
 
     aux_heads = AuxHeads(a.query_num, a.hidden) if a.aux > 0 else None
-    named = list(model.named_parameters()) + (list(aux_heads.named_parameters()) if aux_heads else [])
+    dense = DenseHead(a.v_hidden) if a.dense_aux else None
+    named = list(model.named_parameters()) + (list(aux_heads.named_parameters()) if aux_heads else []) + \
+        (list(dense.named_parameters()) if dense else [])
     decay = [p for n, p in named if p.dim() >= 2 and "embed" not in n]
     no_decay = [p for n, p in named if not (p.dim() >= 2 and "embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
@@ -210,7 +278,7 @@ def main():
         pieces, seqs, aux = build_batch(pipe, rng, a.batch)
         pictures += a.batch
         model.train()
-        loss, acc, aux_loss = forward_loss(pipe, model, pieces, seqs, aux, aux_heads)
+        loss, acc, aux_loss = forward_loss(pipe, model, pieces, seqs, aux, aux_heads, dense, bool(a.slice_grad))
         opt.zero_grad(set_to_none=True)
         (loss + a.aux * aux_loss if aux_loss is not None else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/metrics_http.h"
 #include "server/session.h"
 #include "util/error.h"
 
@@ -75,6 +76,42 @@ ipc::Value Server::status_details() const {
   return to_value(d);
 }
 
+std::string Server::prometheus_text() const {
+  sched::Stats st = sched_.stats();
+  std::string t;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& value,
+                    const std::string& labels = "") {
+    t += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    t += std::string(name) + labels + " " + value + "\n";
+  };
+  metric("omnid_active_requests", "gauge", "Requests decoding now.", std::to_string(st.active));
+  metric("omnid_queue_depth", "gauge", "Requests waiting for a slot.", std::to_string(st.queued));
+  metric("omnid_tokens_per_second", "gauge", "Generated tokens per second over the last 5 s.",
+         std::to_string(st.tokens_per_s));
+  metric("omnid_generated_tokens_total", "counter", "Tokens generated.", std::to_string(st.generated_tokens));
+  metric("omnid_completed_requests_total", "counter", "Requests finished (any reason).", std::to_string(st.completed));
+  metric("omnid_connections", "gauge", "Open client connections.", std::to_string(sessions_.load()));
+  metric("omnid_vision_cache_hits_total", "counter", "Pictures served from the embedding cache.",
+         std::to_string(model_.vision_cache().hits()));
+  metric("omnid_vision_cache_misses_total", "counter", "Pictures encoded by the vision tower.",
+         std::to_string(model_.vision_cache().misses()));
+  t += "# HELP omnid_device_memory_used_bytes Memory the engine holds per device.\n"
+       "# TYPE omnid_device_memory_used_bytes gauge\n";
+  std::vector<const kernels::Device*> seen;
+  const auto& p = model_.decoder().placement();
+  auto add = [&](const std::shared_ptr<kernels::Device>& dev) {
+    for (auto* s : seen)
+      if (s == dev.get()) return;
+    seen.push_back(dev.get());
+    t += "omnid_device_memory_used_bytes{device=\"" + dev->id().str() + "\"} " +
+         std::to_string(dev->total_memory() - dev->free_memory()) + "\n";
+  };
+  add(p.embed_device);
+  for (const auto& d : p.layer_devices) add(d);
+  add(p.head_device);
+  return t;
+}
+
 void Server::session_closed() { sessions_.fetch_sub(1); }
 
 void Server::accept_next() {
@@ -118,6 +155,8 @@ void Server::run(const std::function<void()>& on_ready) {
   listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(listen_fd_.get()));
   listener_->non_blocking(true);
   accept_next();
+  if (cfg_.metrics_port >= 0)
+    metrics_ = std::make_unique<MetricsHttp>(io_, uint16_t(cfg_.metrics_port), [this] { return prometheus_text(); });
   spdlog::info("serving {} on {}", model_.name(), cfg_.socket);
   if (on_ready) on_ready();
   io_.run();
@@ -128,6 +167,7 @@ void Server::stop() {
     if (stopping_.exchange(true)) return;
     boost::system::error_code ec;
     listener_->close(ec);
+    metrics_.reset();
     listen_fd_ = {};
     ::unlink(cfg_.socket.c_str());
   });

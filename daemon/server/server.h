@@ -35,6 +35,7 @@ class Server {
   sched::Scheduler& scheduler() { return sched_; }
   const ipc::Limits& limits() const { return limits_; }
   ipc::Value status_details() const;
+  std::string prometheus_text() const;
   void session_closed();
 
  private:
@@ -50,6 +51,7 @@ class Server {
   ipc::UniqueFd listen_fd_;
   std::atomic<int> sessions_{0};
   std::atomic<bool> stopping_{false};
+  std::unique_ptr<class MetricsHttp> metrics_;
 };
 
 }  // namespace omni::server

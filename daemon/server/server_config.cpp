@@ -48,7 +48,7 @@ void ServerConfig::load_toml(const std::string& path) {
   }
   static const std::set<std::string> known = {
       "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_queue",
-      "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels",
+      "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
       "use_multi_gpu", "parallel", "max_memory", "split", "vision_device"};
   for (const auto& [k, v] : t)
     if (!known.count(std::string(k.str()))) throw Error(path + ": unknown setting '" + std::string(k.str()) + "'");
@@ -68,7 +68,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "max_outgoing_bytes", max_outgoing_bytes, path);
   get(t, "drain_seconds", drain_seconds, path);
   get(t, "vision_cache_mb", vision_cache_mb, path);
-  get(t, "max_image_pixels", max_image_pixels, path);
+  get(t, "max_image_pixels", "metrics_port", max_image_pixels, path);
 }
 
 void ServerConfig::validate() const {
@@ -76,6 +76,7 @@ void ServerConfig::validate() const {
   if (socket.empty() || socket.size() >= 108) throw Error("serve: socket path must be 1..107 bytes");
   if (max_active < 1 || max_queue < 0 || max_context < 16 || max_connections < 1)
     throw Error("serve: max_active >= 1, max_queue >= 0, max_context >= 16, max_connections >= 1");
+  if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
   if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
 }
 

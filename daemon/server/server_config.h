@@ -22,6 +22,7 @@ struct ServerConfig {
   double drain_seconds = 30;
   size_t vision_cache_mb = 256;
   uint64_t max_image_pixels = 40'000'000;
+  int metrics_port = -1;                  // >= 0: Prometheus text on 127.0.0.1:port/metrics
 
   // Reads a TOML file; unknown keys are errors naming the key and file.
   void load_toml(const std::string& path);

@@ -11,7 +11,7 @@ namespace asio = boost::asio;
 using ipc::ErrorCode;
 
 Session::Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred)
-    : server_(server), sock_(server.io(), fd.release()), cred_(cred), reader_(server.limits()) {}
+    : server_(server), sock_(server.io(), fd.release()), hello_timer_(server.io()), cred_(cred), reader_(server.limits()) {}
 
 Session::~Session() {
   for (auto& [id, t] : requests_) t->cancel();
@@ -19,6 +19,13 @@ Session::~Session() {
 
 void Session::start() {
   spdlog::debug("client connected: pid {} uid {} gid {}", cred_.pid, cred_.uid, cred_.gid);
+  hello_timer_.expires_after(std::chrono::seconds(5));
+  hello_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->greeted_ || self->closed_) return;
+    self->send_error(0, ErrorCode::not_ready, "no hello within 5 s");
+    self->close_after_flush();
+  });
   read_more();
 }
 
@@ -29,13 +36,21 @@ void Session::close() {
   // drops them at its next step and frees their KV caches.
   for (auto& [id, t] : requests_) t->cancel();
   requests_.clear();
+  hello_timer_.cancel();
   boost::system::error_code ec;
   sock_.close(ec);
   server_.session_closed();
 }
 
+void Session::close_after_flush() {
+  closing_ = true;
+  for (auto& [id, t] : requests_) t->cancel();
+  if (!writing_ && out_.empty()) close();
+  else flush();
+}
+
 void Session::read_more() {
-  if (closed_) return;
+  if (closed_ || closing_) return;
   sock_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closed_) {
       self->close();
@@ -50,15 +65,18 @@ void Session::read_more() {
         }
         while (auto frame = self->reader_.next()) {
           self->handle(std::move(*frame));
-          if (self->closed_) return;
+          if (self->closed_ || self->closing_) return;
         }
         if (r == ipc::RecvResult::would_block) break;
       }
     } catch (const ipc::IpcError& e) {
       // Framing is lost after a bad frame: say why, then hang up.
-      if (e.code() != ErrorCode::unavailable) self->send_error(0, e.code(), e.what());
-      self->flush();
-      self->close();
+      if (e.code() != ErrorCode::unavailable) {
+        self->send_error(0, e.code(), e.what());
+        self->close_after_flush();
+      } else {
+        self->close();
+      }
       return;
     }
     self->read_more();
@@ -94,6 +112,10 @@ void Session::flush() {
     }
     self->out_bytes_ -= n;
     self->out_.pop_front();
+    if (self->closing_ && self->out_.empty()) {
+      self->close();
+      return;
+    }
     self->flush();
   });
 }
@@ -112,10 +134,11 @@ void Session::handle(ipc::Frame frame) {
       send_error(0, ErrorCode::unsupported_version,
                  "protocol " + std::to_string(h->proto_major) + " not supported (server speaks " +
                      std::to_string(ipc::kProtocolMajor) + ")");
-      close();
+      close_after_flush();
       return;
     }
     greeted_ = true;
+    hello_timer_.cancel();
     ipc::HelloOk ok;
     ok.proto_minor = std::min(h->proto_minor, ipc::kProtocolMinor);
     ok.server_version = "omnid 0.1.0";
@@ -126,7 +149,7 @@ void Session::handle(ipc::Frame frame) {
   }
   if (!greeted_) {
     send_error(0, ErrorCode::not_ready, std::string("'") + ipc::message_type(msg) + "' before the hello handshake");
-    close();
+    close_after_flush();
     return;
   }
   if (auto* g = std::get_if<ipc::Generate>(&msg)) {

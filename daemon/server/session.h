@@ -23,6 +23,8 @@ class Session : public std::enable_shared_from_this<Session> {
   ~Session();
   void start();
   void close();   // cancels this client's requests and closes the socket
+  // Stops reading; closes once the queued frames (an error saying why) are written.
+  void close_after_flush();
 
  private:
   void read_more();
@@ -34,11 +36,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   Server& server_;
   boost::asio::posix::stream_descriptor sock_;
+  boost::asio::steady_timer hello_timer_;   // a silent connection must not hold a slot
   ipc::PeerCred cred_;
   ipc::FrameReader reader_;
   bool greeted_ = false;
   bool closed_ = false;
   bool writing_ = false;
+  bool closing_ = false;
   std::deque<std::vector<uint8_t>> out_;
   size_t out_bytes_ = 0;
   std::map<uint64_t, std::shared_ptr<sched::Ticket>> requests_;   // running requests by client id

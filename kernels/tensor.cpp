@@ -4,6 +4,10 @@
 
 #include "kernels/ops.h"
 
+#if defined(OMNI_HAVE_CUDA)
+#include "kernels/cuda/cuda_device.h"
+#endif
+
 namespace omni::kernels {
 
 Storage::Storage(std::shared_ptr<Device> dev, size_t bytes) : dev_(std::move(dev)), bytes_(bytes) {
@@ -100,6 +104,14 @@ void copy_between(const Tensor& src, Tensor& dst) {
     dst.device().ops().copy(src, dst);
     return;
   }
+#if defined(OMNI_HAVE_CUDA)
+  // GPU to GPU, same dtype: a peer copy (through the host only where peer access is off).
+  if (src.dtype() == dst.dtype() && src.device().id().kind == DeviceId::Kind::CUDA &&
+      dst.device().id().kind == DeviceId::Kind::CUDA) {
+    cuda_peer_copy(src.device(), src.raw(), dst.device(), dst.raw(), src.nbytes());
+    return;
+  }
+#endif
   // Host bounce: exact for equal dtypes; converts through float32 otherwise.
   if (src.dtype() == dst.dtype()) {
     std::vector<uint8_t> tmp(src.nbytes());

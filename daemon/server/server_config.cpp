@@ -17,6 +17,9 @@ void get(const toml::table& t, const char* key, T& out, const std::string& path)
   if constexpr (std::is_same_v<T, std::string>) {
     if (!n->is_string()) throw Error(path + ": '" + key + "' must be a string");
     out = n->value<std::string>().value();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!n->is_boolean()) throw Error(path + ": '" + key + "' must be true or false");
+    out = n->value<bool>().value();
   } else if constexpr (std::is_same_v<T, double>) {
     if (!n->is_number()) throw Error(path + ": '" + key + "' must be a number");
     out = n->value<double>().value();
@@ -33,6 +36,28 @@ void get(const toml::table& t, const char* key, T& out, const std::string& path)
     auto v = n->value<int64_t>();
     if (!v || *v < 0) throw Error(path + ": '" + key + "' must be a non-negative integer");
     out = T(*v);
+  }
+}
+
+// split = [3, 1] or "3,1"; max_memory = { "cuda:0" = "20GiB" } or "cuda:0=20GiB": kept as the flag's text.
+void get_list(const toml::table& t, const char* key, std::string& out, const std::string& path) {
+  const toml::node* n = t.get(key);
+  if (!n || n->is_string()) return get(t, key, out, path);
+  out.clear();
+  if (const toml::array* a = n->as_array()) {
+    for (const auto& e : *a) {
+      auto v = e.value<double>();
+      if (!v) throw Error(path + ": '" + key + "' must hold numbers");
+      out += (out.empty() ? "" : ",") + std::to_string(*v);
+    }
+  } else if (const toml::table* tb = n->as_table()) {
+    for (const auto& [k, v] : *tb) {
+      auto s = v.value<std::string>();
+      if (!s) throw Error(path + ": '" + key + "." + std::string(k.str()) + "' must be a size such as \"20GiB\"");
+      out += (out.empty() ? "" : ",") + std::string(k.str()) + "=" + *s;
+    }
+  } else {
+    throw Error(path + ": '" + key + "' must be a string, an array or a table");
   }
 }
 
@@ -61,6 +86,11 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "allowed_uids", allowed_uids, path);
   get(t, "allowed_gids", allowed_gids, path);
   get(t, "devices", devices, path);
+  get(t, "use_multi_gpu", use_multi_gpu, path);
+  get(t, "parallel", parallel, path);
+  get_list(t, "max_memory", max_memory, path);
+  get_list(t, "split", split, path);
+  get(t, "vision_device", vision_device, path);
   get(t, "max_active", max_active, path);
   get(t, "max_queue", max_queue, path);
   get(t, "max_context", max_context, path);
@@ -68,7 +98,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "max_outgoing_bytes", max_outgoing_bytes, path);
   get(t, "drain_seconds", drain_seconds, path);
   get(t, "vision_cache_mb", vision_cache_mb, path);
-  get(t, "max_image_pixels", "metrics_port", max_image_pixels, path);
+  get(t, "max_image_pixels", max_image_pixels, path);
 }
 
 void ServerConfig::validate() const {

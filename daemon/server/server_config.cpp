@@ -99,6 +99,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "drain_seconds", drain_seconds, path);
   get(t, "vision_cache_mb", vision_cache_mb, path);
   get(t, "max_image_pixels", max_image_pixels, path);
+  get(t, "metrics_port", metrics_port, path);
 }
 
 void ServerConfig::validate() const {

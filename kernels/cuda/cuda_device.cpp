@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
@@ -168,8 +169,14 @@ void cuda_peer_copy(Device& src_dev, const void* src, Device& dst_dev, void* dst
   if (bytes == 0) return;
   s->synchronize();   // src was written on its own stream
   d->make_current();
-  OMNI_CUDA_CHECK(cudaMemcpyPeerAsync(dst, d->index(), src, s->index(), bytes, as_stream(d->stream())));
-  d->synchronize();   // src may be released once we return
+  cudaError_t e = cudaMemcpyPeerAsync(dst, d->index(), src, s->index(), bytes, as_stream(d->stream()));
+  if (e == cudaSuccess) e = cudaStreamSynchronize(as_stream(d->stream()));   // src may be released after we return
+  if (e == cudaSuccess) return;
+  // Pool allocations of one GPU need not be reachable from another: bounce through the host.
+  (void)cudaGetLastError();
+  std::vector<char> tmp(bytes);
+  s->download(tmp.data(), src, bytes);
+  d->upload(dst, tmp.data(), bytes);
 }
 
 }  // namespace omni::kernels

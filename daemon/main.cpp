@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
   omni::add_run_command(app);
   omni::add_serve_command(app);
   omni::add_tokenize_command(app);
+  omni::add_plan_command(app);
+  omni::add_tune_command(app);
   try {
     omni::init_logging();
     app.parse(argc, argv);

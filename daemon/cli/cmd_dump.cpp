@@ -47,7 +47,7 @@ struct DumpArgs {
 void run_dump_vision(const DumpArgs& a) {
   std::filesystem::create_directories(a.out);
   ChatModelOptions mo;
-  auto model = ChatModel::load(a.model, a.devices.placer(), log_progress(a.model), mo);
+  auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
   std::vector<ImageInput> images;
   if (!a.image.empty()) images.push_back(ImageInput::from_bytes(a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes)));
   ChatPrompt prompt = model->prepare(images, a.text);
@@ -105,7 +105,7 @@ void run_dump(const DumpArgs& a) {
   if (a.tokens.empty()) throw Error("dump: give --tokens, or --text (with --image for a picture)");
   std::vector<int32_t> ids = parse_tokens(a.tokens);
   std::filesystem::create_directories(a.out);
-  auto lm = CausalLm::load(a.model, a.devices.placer(), log_progress(a.model));
+  auto lm = CausalLm::load(a.model, a.devices.placer(a.model), log_progress(a.model));
   const Decoder& dec = lm->decoder();
   auto cache = dec.new_cache(int64_t(ids.size()));
   std::vector<float> logits = prefill(dec, *cache, dec.embed(ids), true);

@@ -23,7 +23,7 @@ struct RunArgs {
 
 void run(const RunArgs& a) {
   ChatModelOptions mo;
-  auto model = ChatModel::load(a.model, a.devices.placer(), log_progress(a.model), mo);
+  auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
   std::vector<ImageInput> images;
   for (const auto& path : a.images) images.push_back(ImageInput::from_bytes(path, read_file_bytes(path, mo.image_limits.max_encoded_bytes)));
   AnswerOptions opt;

@@ -38,6 +38,11 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--model")) c.model = f.model;
   if (given("--socket")) c.socket = f.socket;
   if (given("--devices")) c.devices = f.devices;
+  if (given("--use-multi-gpu")) c.use_multi_gpu = f.use_multi_gpu;
+  if (given("--parallel")) c.parallel = f.parallel;
+  if (given("--max-memory")) c.max_memory = f.max_memory;
+  if (given("--split")) c.split = f.split;
+  if (given("--vision-device")) c.vision_device = f.vision_device;
   if (given("--max-active")) c.max_active = f.max_active;
   if (given("--max-queue")) c.max_queue = f.max_queue;
   if (given("--max-context")) c.max_context = f.max_context;
@@ -67,10 +72,17 @@ void serve(const ServeArgs& a) {
 
   DeviceOptions dev;
   dev.devices = cfg.devices;
+  dev.use_multi_gpu = cfg.use_multi_gpu;
+  dev.parallel = cfg.parallel;
+  dev.max_memory = cfg.max_memory;
+  dev.split = cfg.split;
+  dev.vision_device = cfg.vision_device;
+  dev.context = cfg.max_context;       // the KV cache is budgeted for every active request at full length
+  dev.concurrency = cfg.max_active;
   ChatModelOptions mo;
   mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
   mo.image_limits.max_pixels = cfg.max_image_pixels;
-  auto model = ChatModel::load(cfg.model, dev.placer(), log_progress(cfg.model), mo);
+  auto model = ChatModel::load(cfg.model, dev.placer(cfg.model), log_progress(cfg.model), mo);
 
   sched::SchedulerOptions so;
   so.max_active = cfg.max_active;
@@ -107,7 +119,13 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--config", a->config_file, "TOML settings file (every setting is also a flag; flags win)");
   cmd->add_option("--model", f.model, "Checkpoint folder");
   cmd->add_option("--socket", f.socket, "Unix socket path (created with mode 0660)");
-  cmd->add_option("--devices", f.devices, "Comma-separated devices, e.g. cpu:0,cpu:1");
+  cmd->add_option("--devices", f.devices, "Comma-separated devices, e.g. cpu:0,cpu:1 (default: every CUDA device, else cpu:0)");
+  cmd->add_option("--use-multi-gpu", f.use_multi_gpu, "false: run on the first device only");
+  cmd->add_option("--parallel", f.parallel, "auto, single, pipeline or tensor")
+      ->check(CLI::IsMember({"auto", "single", "pipeline", "tensor"}));
+  cmd->add_option("--max-memory", f.max_memory, "Per-device memory caps, e.g. cuda:0=20GiB,cuda:1=20GiB");
+  cmd->add_option("--split", f.split, "Pipeline layer shares per listed device, e.g. 3,1");
+  cmd->add_option("--vision-device", f.vision_device, "Device for the vision tower and resampler");
   cmd->add_option("--max-active", f.max_active, "Requests decoding together");
   cmd->add_option("--max-queue", f.max_queue, "Waiting requests before answering busy");
   cmd->add_option("--max-context", f.max_context, "Prompt plus generated tokens per request");

@@ -88,7 +88,7 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
 
   WeightLoader loader(*m->ckpt_, std::move(progress));
   DecoderPlacement placement = place(llm);
-  auto vision_dev = placement.embed_device;
+  auto vision_dev = placement.vision_device ? placement.vision_device : placement.embed_device;
   m->decoder_ = std::make_unique<Decoder>(loader, llm, prefix, std::move(placement));
 
   if (is_vlm) {

@@ -60,7 +60,7 @@ struct ChatModelOptions {
 class ChatModel {
  public:
   ~ChatModel();
-  // Loads `dir`. The vision parts go to the embedding device of the placement.
+  // Loads `dir`. The vision parts go to the placement's vision device (default: the embedding device).
   static std::unique_ptr<ChatModel> load(const std::string& dir, const CausalLm::PlaceFn& place,
                                          ProgressFn progress = {}, ChatModelOptions options = {});
 

@@ -13,12 +13,51 @@ DecoderPlacement DecoderPlacement::single(const std::shared_ptr<kernels::Device>
   return {dev, std::vector<std::shared_ptr<kernels::Device>>(size_t(n_layers), dev), dev};
 }
 
+DecoderPlacement DecoderPlacement::tensor_parallel(const std::vector<std::shared_ptr<kernels::Device>>& ranks,
+                                                   int n_layers) {
+  if (ranks.empty()) throw Error("tensor parallel placement without devices");
+  DecoderPlacement p = single(ranks.front(), n_layers);
+  p.tp_devices = ranks;
+  return p;
+}
+
+namespace {
+
+// Tensor parallelism splits whole heads (and their KV heads) and MLP columns evenly.
+void check_tensor_split(const LlmConfig& c, int n) {
+  if (c.n_heads % n || c.n_kv_heads % n)
+    throw Error("tensor parallel over " + std::to_string(n) + " devices: the " + std::to_string(c.n_heads) +
+                " attention heads and " + std::to_string(c.n_kv_heads) + " KV heads must both divide by " +
+                std::to_string(n) + " (use pipeline, or a device count that divides them)");
+  if (c.ffn % n)
+    throw Error("tensor parallel over " + std::to_string(n) + " devices: intermediate_size " + std::to_string(c.ffn) +
+                " does not divide by " + std::to_string(n));
+}
+
+}  // namespace
+
 Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefix, DecoderPlacement placement)
     : cfg_(cfg), place_(std::move(placement)) {
+  ranks_ = place_.tp_size();
+  if (ranks_ > 1) {
+    check_tensor_split(cfg_, ranks_);
+    const auto& r0 = place_.tp_devices.front();
+    if (place_.layer_devices.empty()) place_.layer_devices.assign(size_t(cfg_.n_layers), r0);
+    if (!place_.embed_device) place_.embed_device = r0;
+    if (!place_.head_device) place_.head_device = r0;
+    if (place_.embed_device != r0 || place_.head_device != r0)
+      throw Error("tensor parallel: the embeddings and lm_head must sit on rank 0 (" + r0->id().str() + ")");
+    for (const auto& d : place_.layer_devices)
+      if (d != r0) throw Error("tensor parallel: layer devices must all be rank 0 (" + r0->id().str() + ")");
+    if (!place_.comm) place_.comm = kernels::make_communicator(place_.tp_devices);
+    if (place_.comm->size() != ranks_)
+      throw Error("tensor parallel: communicator of " + std::to_string(place_.comm->size()) + " ranks for " +
+                  std::to_string(ranks_) + " devices");
+  }
   if (int(place_.layer_devices.size()) != cfg_.n_layers)
     throw Error("decoder placement lists " + std::to_string(place_.layer_devices.size()) + " layers, config has " +
                 std::to_string(cfg_.n_layers));
-  const int64_t H = cfg_.hidden, Q = cfg_.q_width(), KV = cfg_.kv_width(), F = cfg_.ffn, V = cfg_.vocab;
+  const int64_t H = cfg_.hidden, V = cfg_.vocab;
   const std::string m = prefix + "model.";
   const std::string head_name = cfg_.tie_embeddings ? m + "embed_tokens.weight" : prefix + "lm_head.weight";
 
@@ -39,35 +78,49 @@ Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefi
   w.plan(head_name);
 
   embed_tokens_ = w.load(m + "embed_tokens.weight", {V, H}, place_.embed_device);
+  const std::vector<float> f = cfg_.rope_inv_freq();
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const std::string p = m + "layers." + std::to_string(l) + ".";
-    const auto& dev = place_.layer_devices[size_t(l)];
-    Layer L;
-    L.attn_norm = w.load(p + "input_layernorm.weight", {H}, dev);
-    L.wq = w.load(p + "self_attn.q_proj.weight", {Q, H}, dev);
-    L.wk = w.load(p + "self_attn.k_proj.weight", {KV, H}, dev);
-    L.wv = w.load(p + "self_attn.v_proj.weight", {KV, H}, dev);
-    if (cfg_.qkv_bias) {
-      L.bq = w.load(p + "self_attn.q_proj.bias", {Q}, dev);
-      L.bk = w.load(p + "self_attn.k_proj.bias", {KV}, dev);
-      L.bv = w.load(p + "self_attn.v_proj.bias", {KV}, dev);
+    for (int r = 0; r < ranks_; ++r) {
+      const auto& dev = rank_device(l, r);
+      load_layer(w, p, r, dev);
+      inv_freq_.push_back(Tensor::from_host(dev, kernels::DType::F32, {int64_t(f.size())}, f.data()));
     }
-    if (cfg_.qk_norm) {
-      L.q_norm = w.load(p + "self_attn.q_norm.weight", {cfg_.head_dim}, dev);
-      L.k_norm = w.load(p + "self_attn.k_norm.weight", {cfg_.head_dim}, dev);
-    }
-    L.wo = w.load(p + "self_attn.o_proj.weight", {H, Q}, dev);
-    L.mlp_norm = w.load(p + "post_attention_layernorm.weight", {H}, dev);
-    L.w_gate = w.load(p + "mlp.gate_proj.weight", {F, H}, dev);
-    L.w_up = w.load(p + "mlp.up_proj.weight", {F, H}, dev);
-    L.w_down = w.load(p + "mlp.down_proj.weight", {H, F}, dev);
-    layers_.push_back(std::move(L));
-    const std::vector<float> f = cfg_.rope_inv_freq();
-    inv_freq_.push_back(Tensor::from_host(dev, kernels::DType::F32, {int64_t(f.size())}, f.data()));
   }
   final_norm_ = w.load(m + "norm.weight", {H}, place_.head_device);
   if (cfg_.tie_embeddings && place_.head_device == place_.embed_device) lm_head_ = embed_tokens_;
   else lm_head_ = w.load(head_name, {V, H}, place_.head_device);
+}
+
+const std::shared_ptr<kernels::Device>& Decoder::rank_device(int l, int r) const {
+  return ranks_ > 1 ? place_.tp_devices[size_t(r)] : place_.layer_devices[size_t(l)];
+}
+
+// Rank r of n holds query heads [r·h/n, (r+1)·h/n) with their KV heads (GQA groups stay
+// whole), the matching o_proj columns, and a 1/n slice of the MLP's intermediate units.
+void Decoder::load_layer(WeightLoader& w, const std::string& p, int r, const std::shared_ptr<kernels::Device>& dev) {
+  const int64_t H = cfg_.hidden, Q = cfg_.q_width(), KV = cfg_.kv_width(), F = cfg_.ffn, n = ranks_;
+  const int64_t q0 = r * Q / n, qn = Q / n, k0 = r * KV / n, kn = KV / n, f0 = r * F / n, fn = F / n;
+  Layer L;
+  L.attn_norm = w.load(p + "input_layernorm.weight", {H}, dev);
+  L.wq = w.load_rows(p + "self_attn.q_proj.weight", {Q, H}, q0, qn, dev);
+  L.wk = w.load_rows(p + "self_attn.k_proj.weight", {KV, H}, k0, kn, dev);
+  L.wv = w.load_rows(p + "self_attn.v_proj.weight", {KV, H}, k0, kn, dev);
+  if (cfg_.qkv_bias) {
+    L.bq = w.load_rows(p + "self_attn.q_proj.bias", {Q}, q0, qn, dev);
+    L.bk = w.load_rows(p + "self_attn.k_proj.bias", {KV}, k0, kn, dev);
+    L.bv = w.load_rows(p + "self_attn.v_proj.bias", {KV}, k0, kn, dev);
+  }
+  if (cfg_.qk_norm) {
+    L.q_norm = w.load(p + "self_attn.q_norm.weight", {cfg_.head_dim}, dev);
+    L.k_norm = w.load(p + "self_attn.k_norm.weight", {cfg_.head_dim}, dev);
+  }
+  L.wo = w.load_cols(p + "self_attn.o_proj.weight", {H, Q}, q0, qn, dev);
+  L.mlp_norm = w.load(p + "post_attention_layernorm.weight", {H}, dev);
+  L.w_gate = w.load_rows(p + "mlp.gate_proj.weight", {F, H}, f0, fn, dev);
+  L.w_up = w.load_rows(p + "mlp.up_proj.weight", {F, H}, f0, fn, dev);
+  L.w_down = w.load_cols(p + "mlp.down_proj.weight", {H, F}, f0, fn, dev);
+  layers_.push_back(std::move(L));
 }
 
 Tensor Decoder::embed(const std::vector<int32_t>& ids) const {
@@ -82,6 +135,7 @@ Tensor Decoder::embed(const std::vector<int32_t>& ids) const {
 }
 
 std::unique_ptr<KvCache> Decoder::new_cache(int64_t capacity) const {
+  if (ranks_ > 1) return KvCache::sharded(place_.tp_devices, cfg_.n_layers, cfg_.kv_width() / ranks_, capacity);
   return std::make_unique<KvCache>(place_.layer_devices, cfg_.kv_width(), capacity);
 }
 
@@ -111,74 +165,96 @@ Tensor Decoder::forward(Tensor hidden, const std::vector<SeqSlice>& seqs) const 
   if (hidden.rows() != T || hidden.cols() != cfg_.hidden)
     throw Error("decoder forward: hidden " + hidden.describe() + " for " + std::to_string(T) + " tokens");
 
-  // The residual stream is updated in place: work on a copy, never the caller's tensor.
-  {
-    const auto& first = place_.layer_devices.front();
-    Tensor own = Tensor::empty(first, first->compute_dtype(), hidden.shape());
-    kernels::copy_between(hidden, own);
-    hidden = own;
+  // The residual stream is updated in place: work on copies (one per rank), never the caller's tensor.
+  std::vector<Tensor> x, positions;
+  for (int r = 0; r < ranks_; ++r) {
+    const auto& dev = rank_device(0, r);
+    x.push_back(Tensor::empty(dev, dev->compute_dtype(), hidden.shape()));
+    kernels::copy_between(hidden, x.back());
+    positions.push_back(Tensor::from_host_i32(dev, {T}, pos.data()));
   }
-  Tensor positions;
   for (int l = 0; l < cfg_.n_layers; ++l) {
-    const auto& dev = place_.layer_devices[size_t(l)];
-    if (!positions.defined() || &positions.device() != dev.get())
-      positions = Tensor::from_host_i32(dev, {T}, pos.data());
-    hidden = to_device(hidden, dev);
-    run_layer(l, hidden, positions, seqs);
+    if (ranks_ == 1) {   // pipeline: follow the layer to its device
+      const auto& dev = place_.layer_devices[size_t(l)];
+      if (&positions[0].device() != dev.get()) positions[0] = Tensor::from_host_i32(dev, {T}, pos.data());
+      x[0] = to_device(x[0], dev);
+    }
+    run_layer(l, x, positions, seqs);
   }
   for (const auto& s : seqs) s.cache->advance(s.n_tokens);
-  return to_device(hidden, place_.head_device);
+  return to_device(x[0], place_.head_device);
 }
 
-void Decoder::run_layer(int l, Tensor& x, const Tensor& positions, const std::vector<SeqSlice>& seqs) const {
-  const Layer& L = layers_[size_t(l)];
-  const auto& dev = place_.layer_devices[size_t(l)];
-  kernels::Ops& ops = dev->ops();
-  const kernels::DType dt = dev->compute_dtype();
-  const int64_t T = x.rows(), H = cfg_.hidden, Q = cfg_.q_width(), KV = cfg_.kv_width();
+void Decoder::reduce_add(std::vector<Tensor>& x, std::vector<Tensor>& partial) const {
+  if (ranks_ > 1) place_.comm->all_reduce_sum(partial);
+  for (size_t r = 0; r < x.size(); ++r) x[r].device().ops().add(x[r], partial[r], x[r]);
+}
 
-  Tensor n = Tensor::empty(dev, dt, {T, H});
-  ops.rms_norm(x, L.attn_norm, cfg_.rms_eps, n);
-  Tensor q = Tensor::empty(dev, dt, {T, Q}), k = Tensor::empty(dev, dt, {T, KV}), v = Tensor::empty(dev, dt, {T, KV});
-  ops.linear(n, L.wq, cfg_.qkv_bias ? &L.bq : nullptr, q);
-  ops.linear(n, L.wk, cfg_.qkv_bias ? &L.bk : nullptr, k);
-  ops.linear(n, L.wv, cfg_.qkv_bias ? &L.bv : nullptr, v);
-  if (cfg_.qk_norm) {  // per-head RMSNorm: rows of head_dim
-    ops.rms_norm(q, L.q_norm, cfg_.rms_eps, q);
-    ops.rms_norm(k, L.k_norm, cfg_.rms_eps, k);
-  }
-  ops.rope(q, positions, inv_freq_[size_t(l)], cfg_.n_heads, cfg_.head_dim);
-  ops.rope(k, positions, inv_freq_[size_t(l)], cfg_.n_kv_heads, cfg_.head_dim);
-
-  Tensor attn = Tensor::empty(dev, dt, {T, Q});
+void Decoder::run_layer(int l, std::vector<Tensor>& x, const std::vector<Tensor>& positions,
+                        const std::vector<SeqSlice>& seqs) const {
+  const int64_t T = x[0].rows(), H = cfg_.hidden, Q = cfg_.q_width() / ranks_, KV = cfg_.kv_width() / ranks_;
+  const int64_t F = cfg_.ffn / ranks_;
   kernels::AttentionArgs args;
-  args.n_heads = cfg_.n_heads;
-  args.n_kv_heads = cfg_.n_kv_heads;
+  args.n_heads = cfg_.n_heads / ranks_;
+  args.n_kv_heads = cfg_.n_kv_heads / ranks_;
   args.head_dim = cfg_.head_dim;
   args.scale = float(1.0 / std::sqrt(double(cfg_.head_dim)));
-  int64_t row = 0;
-  for (const auto& s : seqs) {
-    const int64_t past = s.cache->length(), n_new = s.n_tokens;
-    Tensor kc = s.cache->k(l).rows_view(past, n_new), vc = s.cache->v(l).rows_view(past, n_new);
-    ops.copy(k.rows_view(row, n_new), kc);
-    ops.copy(v.rows_view(row, n_new), vc);
-    args.causal_offset = past;
-    Tensor out = attn.rows_view(row, n_new);
-    ops.attention(q.rows_view(row, n_new), s.cache->k(l).rows_view(0, past + n_new),
-                  s.cache->v(l).rows_view(0, past + n_new), out, args);
-    row += n_new;
-  }
-  Tensor o = Tensor::empty(dev, dt, {T, H});
-  ops.linear(attn, L.wo, nullptr, o);
-  ops.add(x, o, x);
 
-  ops.rms_norm(x, L.mlp_norm, cfg_.rms_eps, n);
-  Tensor g = Tensor::empty(dev, dt, {T, cfg_.ffn}), u = Tensor::empty(dev, dt, {T, cfg_.ffn});
-  ops.linear(n, L.w_gate, nullptr, g);
-  ops.linear(n, L.w_up, nullptr, u);
-  ops.silu_mul(g, u, g);
-  ops.linear(g, L.w_down, nullptr, o);
-  ops.add(x, o, x);
+  // Attention: each rank its heads, then o_proj's partial sums are reduced.
+  std::vector<Tensor> o(static_cast<size_t>(ranks_)), n(static_cast<size_t>(ranks_));
+  for (int r = 0; r < ranks_; ++r) {
+    const Layer& L = layers_[size_t(l * ranks_ + r)];
+    const auto& dev = rank_device(l, r);
+    kernels::Ops& ops = dev->ops();
+    const kernels::DType dt = dev->compute_dtype();
+    const Tensor& inv_freq = inv_freq_[size_t(l * ranks_ + r)];
+    n[r] = Tensor::empty(dev, dt, {T, H});
+    ops.rms_norm(x[r], L.attn_norm, cfg_.rms_eps, n[r]);
+    Tensor q = Tensor::empty(dev, dt, {T, Q}), k = Tensor::empty(dev, dt, {T, KV}), v = Tensor::empty(dev, dt, {T, KV});
+    ops.linear(n[r], L.wq, cfg_.qkv_bias ? &L.bq : nullptr, q);
+    ops.linear(n[r], L.wk, cfg_.qkv_bias ? &L.bk : nullptr, k);
+    ops.linear(n[r], L.wv, cfg_.qkv_bias ? &L.bv : nullptr, v);
+    if (cfg_.qk_norm) {  // per-head RMSNorm: rows of head_dim
+      ops.rms_norm(q, L.q_norm, cfg_.rms_eps, q);
+      ops.rms_norm(k, L.k_norm, cfg_.rms_eps, k);
+    }
+    ops.rope(q, positions[size_t(r)], inv_freq, args.n_heads, cfg_.head_dim);
+    ops.rope(k, positions[size_t(r)], inv_freq, args.n_kv_heads, cfg_.head_dim);
+
+    Tensor attn = Tensor::empty(dev, dt, {T, Q});
+    int64_t row = 0;
+    for (const auto& s : seqs) {
+      const int64_t past = s.cache->length(), n_new = s.n_tokens;
+      Tensor& kc_all = s.cache->k(l, r);
+      Tensor& vc_all = s.cache->v(l, r);
+      Tensor kc = kc_all.rows_view(past, n_new), vc = vc_all.rows_view(past, n_new);
+      ops.copy(k.rows_view(row, n_new), kc);
+      ops.copy(v.rows_view(row, n_new), vc);
+      args.causal_offset = past;
+      Tensor out = attn.rows_view(row, n_new);
+      ops.attention(q.rows_view(row, n_new), kc_all.rows_view(0, past + n_new), vc_all.rows_view(0, past + n_new), out,
+                    args);
+      row += n_new;
+    }
+    o[r] = Tensor::empty(dev, dt, {T, H});
+    ops.linear(attn, L.wo, nullptr, o[r]);
+  }
+  reduce_add(x, o);
+
+  // MLP: each rank its slice of the intermediate units, then down_proj's partial sums.
+  for (int r = 0; r < ranks_; ++r) {
+    const Layer& L = layers_[size_t(l * ranks_ + r)];
+    const auto& dev = rank_device(l, r);
+    kernels::Ops& ops = dev->ops();
+    const kernels::DType dt = dev->compute_dtype();
+    ops.rms_norm(x[r], L.mlp_norm, cfg_.rms_eps, n[r]);
+    Tensor g = Tensor::empty(dev, dt, {T, F}), u = Tensor::empty(dev, dt, {T, F});
+    ops.linear(n[r], L.w_gate, nullptr, g);
+    ops.linear(n[r], L.w_up, nullptr, u);
+    ops.silu_mul(g, u, g);
+    ops.linear(g, L.w_down, nullptr, o[r]);
+  }
+  reduce_add(x, o);
 }
 
 std::vector<float> Decoder::logits(const Tensor& hidden) const {

@@ -1,7 +1,9 @@
 #pragma once
 // The causal decoder shared by Qwen2, Qwen3 and Llama (and the LLM inside MiniCPM-V),
 // written once against kernels::Ops. Layers may sit on different devices (pipeline
-// placement); hidden states follow the layers from device to device.
+// placement); hidden states follow the layers from device to device. Or every layer is
+// split over the ranks of a tensor-parallel group (heads and MLP columns per rank, an
+// all-reduce after o_proj and down_proj); see docs/parallelism.md.
 //
 // A forward call takes a batch of sequences, each contributing some new tokens (a
 // prompt to prefill or one decode token): their rows are concatenated so the GEMMs
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/comm.h"
 #include "kernels/tensor.h"
 #include "model/kv_cache.h"
 #include "model/llm_config.h"
@@ -21,7 +24,15 @@ struct DecoderPlacement {
   std::shared_ptr<kernels::Device> embed_device;
   std::vector<std::shared_ptr<kernels::Device>> layer_devices;  // one per layer
   std::shared_ptr<kernels::Device> head_device;                 // final norm and lm_head
+  // Tensor parallel when this lists two or more ranks: rank 0 also holds the embeddings,
+  // norms and lm_head (embed/head/layer devices must all be rank 0's).
+  std::vector<std::shared_ptr<kernels::Device>> tp_devices;
+  std::shared_ptr<kernels::Communicator> comm;                  // made for tp_devices when null
+  std::shared_ptr<kernels::Device> vision_device;               // ChatModel: null means embed_device
+
   static DecoderPlacement single(const std::shared_ptr<kernels::Device>& dev, int n_layers);
+  static DecoderPlacement tensor_parallel(const std::vector<std::shared_ptr<kernels::Device>>& ranks, int n_layers);
+  int tp_size() const { return tp_devices.size() > 1 ? int(tp_devices.size()) : 1; }
 };
 
 // One sequence's share of a batch: its cache and how many new rows it brings.
@@ -49,18 +60,25 @@ class Decoder {
   std::unique_ptr<KvCache> new_cache(int64_t capacity) const;
 
  private:
+  // One rank's share of a layer (the whole layer without tensor parallelism).
   struct Layer {
     kernels::Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm;
     kernels::Tensor mlp_norm, w_gate, w_up, w_down;
   };
-  void run_layer(int l, kernels::Tensor& hidden, const kernels::Tensor& positions,
+  void load_layer(WeightLoader& w, const std::string& p, int rank, const std::shared_ptr<kernels::Device>& dev);
+  const std::shared_ptr<kernels::Device>& rank_device(int l, int r) const;
+  // x[r], positions[r] on rank r's device (one entry without tensor parallelism).
+  void run_layer(int l, std::vector<kernels::Tensor>& x, const std::vector<kernels::Tensor>& positions,
                  const std::vector<SeqSlice>& seqs) const;
+  // Sums the ranks' partial outputs into each rank's residual stream.
+  void reduce_add(std::vector<kernels::Tensor>& x, std::vector<kernels::Tensor>& partial) const;
 
   LlmConfig cfg_;
   DecoderPlacement place_;
   kernels::Tensor embed_tokens_, final_norm_, lm_head_;
-  std::vector<kernels::Tensor> inv_freq_;   // per layer, on the layer's device
-  std::vector<Layer> layers_;
+  int ranks_ = 1;
+  std::vector<kernels::Tensor> inv_freq_;   // [layer * ranks + rank], on that rank's device
+  std::vector<Layer> layers_;               // [layer * ranks + rank]
 };
 
 }  // namespace omni

@@ -13,7 +13,13 @@ struct ServerConfig {
   unsigned socket_mode = 0660;
   std::vector<uint32_t> allowed_uids;     // empty with empty gids: only our own uid
   std::vector<uint32_t> allowed_gids;
-  std::string devices = "cpu:0";
+  // Placement (docs/parallelism.md). devices empty: discovered (every CUDA device, else cpu:0).
+  std::string devices;
+  bool use_multi_gpu = true;
+  std::string parallel = "auto";          // auto | single | pipeline | tensor
+  std::string max_memory;                 // "cuda:0=20GiB,cuda:1=20GiB" (TOML: that string or a table)
+  std::string split;                      // "3,1" (TOML: that string or an array of numbers)
+  std::string vision_device;
   int max_active = 16;
   int max_queue = 64;
   int max_context = 8192;

@@ -1,0 +1,36 @@
+// omnid plan: prints where the model would go on the given devices (a table, or JSON
+// with --json) from its config.json alone; refuses, with the numbers, what does not fit.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/device_options.h"
+#include "plan/plan.h"
+
+namespace omni {
+
+namespace {
+
+struct PlanArgs {
+  std::string model;
+  bool json = false;
+  DeviceOptions devices;
+};
+
+void run_plan(const PlanArgs& a) {
+  const plan::Plan p = a.devices.make_plan(plan::ModelShape::from_dir(a.model));
+  const std::string out = a.json ? p.json() + "\n" : p.table();
+  std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+}  // namespace
+
+void add_plan_command(CLI::App& app) {
+  auto a = std::make_shared<PlanArgs>();
+  CLI::App* cmd = app.add_subcommand("plan", "Show how the model would be placed on the devices (reads config.json only)");
+  cmd->add_option("--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
+  cmd->add_flag("--json", a->json, "Print the plan as JSON");
+  a->devices.add_to(cmd);
+  cmd->callback([a] { run_plan(*a); });
+}
+
+}  // namespace omni

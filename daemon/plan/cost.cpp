@@ -1,0 +1,55 @@
+#include "plan/cost.h"
+
+namespace omni::plan {
+
+int64_t elem_bytes(const kernels::DeviceId& id) { return id.kind == kernels::DeviceId::Kind::CPU ? 4 : 2; }
+
+int64_t CostModel::layer_params(int tp) const {
+  const LlmConfig& c = m_.llm;
+  const int64_t norms = 2 * int64_t(c.hidden) + (c.qk_norm ? 2 * c.head_dim : 0);
+  return (c.layer_params() - norms) / tp + norms;
+}
+
+int64_t CostModel::vision_params() const {
+  if (!m_.vision) return 0;
+  const VisionConfig& v = *m_.vision;
+  const int64_t H = v.hidden, F = v.ffn, P = v.patch_size;
+  const int64_t embed = 3 * P * P * H + H + v.num_positions() * H;
+  const int64_t layer = 4 * (H * H + H) + (F * H + F) + (H * F + H) + 4 * H;
+  return embed + v.n_layers * layer + 2 * H;
+}
+
+int64_t CostModel::resampler_params() const {
+  if (!m_.vision) return 0;
+  const int64_t D = m_.llm.hidden, KV = m_.vision->hidden;
+  return int64_t(m_.query_num) * D + D * KV + 3 * D * D + 3 * D + D * D + D + 6 * D + D * D;
+}
+
+int64_t CostModel::kv_elems_per_layer(int tp) const {
+  return 2 * w_.context * w_.concurrency * (m_.llm.kv_width() / tp);
+}
+
+int64_t CostModel::layer_workspace_elems(int tp) const {
+  const LlmConfig& c = m_.llm;
+  // residual copy, norm output, o-proj output + per-rank q, k, v, attention output, gate, up.
+  const int64_t per_row = 3 * int64_t(c.hidden) + (2 * c.q_width() + 2 * c.kv_width() + 2 * int64_t(c.ffn)) / tp;
+  return w_.context * per_row;
+}
+
+int64_t CostModel::head_workspace_elems() const {
+  return w_.context * int64_t(m_.llm.hidden) + int64_t(w_.concurrency) * m_.llm.vocab;
+}
+
+int64_t CostModel::vision_workspace_elems() const {
+  if (!m_.vision) return 0;
+  const VisionConfig& v = *m_.vision;
+  return v.num_positions() * (6 * int64_t(v.hidden) + int64_t(v.ffn)) +
+         int64_t(m_.query_num) * 4 * m_.llm.hidden;
+}
+
+double CostModel::layer_cost(int tp) const {
+  // Per token: the weights once, plus q·k and p·v over half the context on average.
+  return double(layer_params(tp)) + double(w_.context) * double(m_.llm.q_width() / tp);
+}
+
+}  // namespace omni::plan

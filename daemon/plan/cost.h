@@ -1,0 +1,51 @@
+#pragma once
+// The planner's cost model: bytes each part needs on a device and the relative compute
+// each costs per token, from the config alone. See docs/parallelism.md for the reasoning.
+#include <cstdint>
+
+#include "kernels/device.h"
+#include "plan/model_shape.h"
+
+namespace omni::plan {
+
+// Bytes per weight / activation element on a device: its compute dtype (f32 on cpu, bf16 on cuda).
+int64_t elem_bytes(const kernels::DeviceId& id);
+
+struct Workload {
+  int64_t context = 4096;   // tokens per sequence (prompt + answer)
+  int concurrency = 1;      // sequences decoding together
+};
+
+class CostModel {
+ public:
+  CostModel(const ModelShape& m, Workload w) : m_(m), w_(w) {}
+
+  // Parameters (elements). `tp` > 1: one rank's share of a layer (norms stay whole).
+  int64_t layer_params(int tp = 1) const;
+  int64_t embed_params() const { return m_.llm.embed_params(); }
+  int64_t lm_head_params() const { return int64_t(m_.llm.vocab) * m_.llm.hidden; }
+  int64_t final_norm_params() const { return m_.llm.hidden; }
+  int64_t vision_params() const;      // 0 without vision
+  int64_t resampler_params() const;   // 0 without vision
+
+  // KV cache elements of one layer for the whole workload (a rank's share under tp).
+  int64_t kv_elems_per_layer(int tp = 1) const;
+  // Scratch elements while a stage runs: one whole prompt prefilled at once through a layer.
+  int64_t layer_workspace_elems(int tp = 1) const;
+  int64_t head_workspace_elems() const;     // final norm rows and float logits
+  int64_t vision_workspace_elems() const;   // one picture piece through the tower
+
+  // Relative compute per token (multiply-adds): weights touched plus attention over the context.
+  double layer_cost(int tp = 1) const;
+  double lm_head_cost() const { return double(lm_head_params()); }
+  double vision_cost() const { return double(vision_params() + resampler_params()); }
+
+  const ModelShape& shape() const { return m_; }
+  const Workload& workload() const { return w_; }
+
+ private:
+  const ModelShape& m_;
+  Workload w_;
+};
+
+}  // namespace omni::plan

@@ -1,0 +1,37 @@
+#include "plan/model_shape.h"
+
+#include <fstream>
+
+#include "util/error.h"
+
+namespace omni::plan {
+
+ModelShape ModelShape::from_dir(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  std::ifstream f(path);
+  if (!f) throw Error(path + ": cannot open (is --model a checkpoint folder?)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    throw Error(path + ": " + e.what());
+  }
+  return from_json(j, path);
+}
+
+ModelShape ModelShape::from_json(const nlohmann::json& cfg, const std::string& src) {
+  ModelShape m;
+  // As ChatModel::load: MiniCPM-V carries Qwen2 fields at the top level.
+  const bool vlm = cfg.value("model_type", "") == "minicpmv";
+  m.llm = LlmConfig::from_json(cfg, src, vlm ? "qwen2" : "");
+  if (vlm) {
+    if (!cfg.contains("vision_config")) throw Error(src + ": MiniCPM-V config without vision_config");
+    VisionConfig vc = VisionConfig::from_json(cfg["vision_config"], src + ": vision_config");
+    if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
+    m.vision = vc;
+    m.query_num = cfg.value("query_num", 64);
+  }
+  return m;
+}
+
+}  // namespace omni::plan

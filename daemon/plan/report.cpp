@@ -1,0 +1,53 @@
+// Plan::json and Plan::table: the placement for programs and for people.
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "plan/format.h"
+#include "plan/plan.h"
+
+namespace omni::plan {
+
+std::string Plan::json() const {
+  nlohmann::json j;
+  j["parallel"] = to_string(parallel);
+  j["devices"] = nlohmann::json::array();
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto& d = devices[i];
+    nlohmann::json e;
+    e["device"] = d.id.str();
+    e["layers"] = d.first_layer < 0 ? nlohmann::json::array() : nlohmann::json::array({d.first_layer, d.last_layer});
+    e["components"] = d.components;
+    e["weight_bytes"] = d.weight_bytes;
+    e["kv_bytes"] = d.kv_bytes;
+    e["workspace_bytes"] = d.workspace_bytes;
+    e["available_bytes"] = d.available_bytes;
+    e["free_after_load_bytes"] = free_after_load(i);
+    e["relative_cost"] = d.cost;
+    j["devices"].push_back(e);
+  }
+  return j.dump(1);
+}
+
+std::string Plan::table() const {
+  std::ostringstream s;
+  s << "parallel: " << to_string(parallel) << "\n";
+  char line[512];
+  std::snprintf(line, sizeof line, "%-8s %-12s %-12s %-12s %-12s %-12s %-12s %s\n", "device", "layers", "weights", "kv cache",
+                "workspace", "available", "free after", "components");
+  s << line;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const auto& d = devices[i];
+    std::string layers = d.first_layer < 0 ? "-" : std::to_string(d.first_layer) + "-" + std::to_string(d.last_layer);
+    if (parallel == Parallel::Tensor) layers += " (1/" + std::to_string(devices.size()) + ")";
+    std::string comps;
+    for (const auto& c : d.components) comps += (comps.empty() ? "" : ",") + c;
+    std::snprintf(line, sizeof line, "%-8s %-12s %-12s %-12s %-12s %-12s %-12s %s\n", d.id.str().c_str(), layers.c_str(),
+                  format_bytes(d.weight_bytes).c_str(), format_bytes(d.kv_bytes).c_str(),
+                  format_bytes(d.workspace_bytes).c_str(), format_bytes(d.available_bytes).c_str(),
+                  format_bytes(free_after_load(i)).c_str(), comps.empty() ? "-" : comps.c_str());
+    s << line;
+  }
+  return s.str();
+}
+
+}  // namespace omni::plan

@@ -63,6 +63,10 @@ TEST_CASE("omnid plan --json prints the placement", "[plan][cli]") {
     CHECK(d["free_after_load_bytes"].get<int64_t>() > 0);
     CHECK(d.contains("workspace_bytes"));
   }
+  // use_multi_gpu = false keeps to the first device.
+  const Ran one = omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0,cpu:1 --use-multi-gpu false --json");
+  REQUIRE(one.rc == 0);
+  CHECK(nlohmann::json::parse(one.out)["devices"].size() == 1);
   const Ran table = omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0,cpu:1 --parallel tensor");
   REQUIRE(table.rc == 0);
   CHECK_THAT(table.out, Catch::Contains("parallel: tensor"));

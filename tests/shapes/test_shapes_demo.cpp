@@ -1,0 +1,99 @@
+// The shapes demo model (models/shapes, trained by tools/shapes/train.py) answers committed
+// pictures through the engine: `omnid run --greedy` must give the expected one-word answer.
+// The pictures and answers come from tools/shapes/evaluate.py --write-cases (generator seed
+// never used in training). See docs/demo-model.md.
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) {
+    if (c == '\'') r += "'\\''";
+    else r += c;
+  }
+  return r + "'";
+}
+
+// stdout of the command (trimmed); rc receives the exit status.
+std::string run(const std::string& cmd, int& rc) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) {
+    rc = -1;
+    return out;
+  }
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
+  const int st = ::pclose(f);
+  rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
+  while (!out.empty() && (out.front() == ' ' || out.front() == '\n')) out.erase(out.begin());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("shapes demo model answers the committed pictures through omnid run") {
+  const std::string data = std::string(OMNI_TEST_DATA) + "/shapes";
+  const std::string model = std::string(OMNI_TEST_DATA) + "/../../models/shapes";
+  const std::string bin = std::string(OMNI_BIN_DIR) + "/omnid";
+  REQUIRE(exists(model + "/model.safetensors"));
+  REQUIRE(exists(model + "/config.json"));
+  if (!exists(bin)) {
+    WARN("omnid not built at " << bin << "; skipped");
+    return;
+  }
+  std::ifstream in(data + "/cases.json");
+  REQUIRE(in.good());
+  const nlohmann::json cases = nlohmann::json::parse(in);
+  REQUIRE(cases.size() >= 10);
+  int right = 0;
+  for (const auto& c : cases) {
+    const std::string image = data + "/" + c.at("image").get<std::string>();
+    const std::string question = c.at("question").get<std::string>();
+    const std::string expected = c.at("answer").get<std::string>();
+    const std::string pytorch = c.value("pytorch", expected);  // the PyTorch model's own answer
+    const std::string cmd = "OMNI_LOG_LEVEL=warn " + shell_quote(bin) + " run --model " + shell_quote(model) +
+                            " --image " + shell_quote(image) + " --greedy --max-tokens 16 " + shell_quote(question);
+    int rc = 0;
+    const std::string got = run(cmd, rc);
+    INFO(c.at("image").get<std::string>() << ": " << question << " expected '" << expected << "', PyTorch '"
+                                          << pytorch << "', engine '" << got << "'");
+    CHECK(rc == 0);
+    CHECK(got == pytorch);  // the engine computes what the training script's model computes
+    if (got != expected) WARN("wrong answer (the model is right on about 70 % of fresh pictures)");
+    if (rc == 0 && got == expected) ++right;
+  }
+  // The committed model is right on about 70 % of fresh pictures (docs/demo-model.md), 7 of these
+  // 12; chance is about 30 %. Raise this floor when a better-trained model lands.
+  CHECK(right * 2 >= int(cases.size()));
+}
+
+TEST_CASE("shapes demo model folder is complete and small") {
+  const std::string model = std::string(OMNI_TEST_DATA) + "/../../models/shapes";
+  for (const char* f : {"config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+                        "model.safetensors"}) {
+    INFO(f);
+    CHECK(exists(model + "/" + f));
+  }
+  struct stat st;
+  REQUIRE(::stat((model + "/model.safetensors").c_str(), &st) == 0);
+  CHECK(st.st_size <= 20 * 1000 * 1000);
+}

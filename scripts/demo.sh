@@ -22,7 +22,7 @@ fi
 
 run_dir="$(mktemp -d)"
 socket="$run_dir/omnid.sock"
-OMNI_LOG_LEVEL=warn build/bin/omnid serve --model "$model" --socket "$socket" --devices cpu:0,cpu:1 \
+OMNI_LOG_LEVEL=warn build/bin/omnid serve --model "$model" --socket "$socket" --devices cpu:0,cpu:1 --parallel pipeline \
   >"$run_dir/omnid.log" 2>&1 &
 daemon=$!
 cleanup() {

@@ -52,6 +52,7 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--drain-seconds")) c.drain_seconds = f.drain_seconds;
   if (given("--vision-cache-mb")) c.vision_cache_mb = f.vision_cache_mb;
   if (given("--max-image-pixels")) c.max_image_pixels = f.max_image_pixels;
+  if (given("--metrics-port")) c.metrics_port = f.metrics_port;
 }
 
 void serve(const ServeArgs& a) {
@@ -135,6 +136,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--drain-seconds", f.drain_seconds, "On SIGTERM, time running requests get to finish");
   cmd->add_option("--vision-cache-mb", f.vision_cache_mb, "Bound of the picture-embedding cache");
   cmd->add_option("--max-image-pixels", f.max_image_pixels, "Largest picture accepted (pixels)");
+  cmd->add_option("--metrics-port", f.metrics_port, "Serve Prometheus text on 127.0.0.1:PORT/metrics (0: any port)");
   cmd->callback([a] { serve(*a); });
 }
 

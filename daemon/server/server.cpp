@@ -127,20 +127,17 @@ void Server::accept_next() {
         spdlog::warn("refusing a connection: {}", e.what());
         continue;
       }
-      auto refuse = [&](ipc::ErrorCode code, const std::string& why) {
-        try {
-          std::vector<uint8_t> f = ipc::encode_message(ipc::ErrorMsg{0, code, why});
-          ipc::send_frame(fd.get(), f, {}, 100);
-        } catch (const std::exception&) {
-        }
-      };
       if (!policy_.allows(cred)) {
         spdlog::warn("refused pid {} uid {} gid {}: not an allowed user or group", cred.pid, cred.uid, cred.gid);
-        refuse(ipc::ErrorCode::not_allowed, "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
+        sessions_.fetch_add(1);
+        std::make_shared<Session>(*this, std::move(fd), cred)
+            ->refuse(ipc::ErrorCode::not_allowed, "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
         continue;
       }
+      if (sessions_.load() >= cfg_.max_connections + 16) continue;   // beyond even a polite refusal: just close
       if (sessions_.load() >= cfg_.max_connections) {
-        refuse(ipc::ErrorCode::busy, "too many connections");
+        sessions_.fetch_add(1);
+        std::make_shared<Session>(*this, std::move(fd), cred)->refuse(ipc::ErrorCode::busy, "too many connections");
         continue;
       }
       sessions_.fetch_add(1);

@@ -42,6 +42,16 @@ void Session::close() {
   server_.session_closed();
 }
 
+void Session::refuse(ErrorCode code, const std::string& message) {
+  refusing_ = true;
+  send_error(0, code, message);
+  hello_timer_.expires_after(std::chrono::seconds(2));
+  hello_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->close();
+  });
+  read_more();   // discards input until the client hangs up
+}
+
 void Session::close_after_flush() {
   closing_ = true;
   for (auto& [id, t] : requests_) t->cancel();
@@ -121,6 +131,7 @@ void Session::flush() {
 }
 
 void Session::handle(ipc::Frame frame) {
+  if (refusing_) return;
   ipc::Message msg;
   uint64_t rid = 0;
   try {

@@ -22,6 +22,10 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred);
   ~Session();
   void start();
+  // Sends `code`/`message` and hangs up once the client has read it (or after 2 s),
+  // ignoring what it sends meanwhile: closing at once would reset the connection and
+  // could destroy the error frame before the client reads it.
+  void refuse(ipc::ErrorCode code, const std::string& message);
   void close();   // cancels this client's requests and closes the socket
   // Stops reading; closes once the queued frames (an error saying why) are written.
   void close_after_flush();
@@ -43,6 +47,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool writing_ = false;
   bool closing_ = false;
+  bool refusing_ = false;
   std::deque<std::vector<uint8_t>> out_;
   size_t out_bytes_ = 0;
   std::map<uint64_t, std::shared_ptr<sched::Ticket>> requests_;   // running requests by client id

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "cli/run_command.h"
 #include "daemon_process.h"
 #include "kernels/device.h"
 #include "model/answer.h"
@@ -43,7 +44,7 @@ sdk::Client connected(const std::string& socket) {
 }  // namespace
 
 TEST_CASE("16 clients at once, each with its own picture, get the engine's greedy answers", "[daemon]") {
-  test::DaemonProcess d({"--devices", "cpu:0,cpu:1", "--max-active", "16"});
+  test::DaemonProcess d({"--devices", "cpu:0,cpu:1", "--parallel", "pipeline", "--max-active", "16"});
   auto model = ChatModel::load(test::data("minicpmv26-tiny"), [](const LlmConfig& c) {
     return DecoderPlacement::single(kernels::make_device({}), c.n_layers);
   });
@@ -220,4 +221,18 @@ TEST_CASE("the optional Prometheus endpoint reports on loopback", "[daemon]") {
   CHECK_THAT(resp, Catch::StartsWith("HTTP/1.1 200 OK"));
   CHECK_THAT(resp, Catch::Contains("omnid_active_requests 0"));
   CHECK_THAT(resp, Catch::Contains("omnid_device_memory_used_bytes{device=\"cpu:0\"}"));
+}
+
+TEST_CASE("omni ask --greedy prints exactly what omnid run --greedy prints", "[daemon]") {
+  test::DaemonProcess d;
+  const std::string img = test::data("minicpmv26-tiny/case_wide/image.png");
+  auto run = test::run_command(test::bin("omnid") + " run --model " + test::data("minicpmv26-tiny") + " --image " + img +
+                               " --greedy --max-tokens 10 'What is in the picture?'");
+  auto ask = test::run_command(test::bin("omni") + " ask --socket " + d.socket() + " --image " + img +
+                               " --greedy --max-tokens 10 'What is in the picture?'");
+  INFO(run.err << ask.err);
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(ask.exit_code == 0);
+  CHECK(ask.out == run.out);
+  CHECK_FALSE(run.out.empty());
 }

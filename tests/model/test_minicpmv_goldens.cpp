@@ -153,3 +153,20 @@ TEST_CASE("pictures are refused for text-only prompts of bad shape", "[minicpmv]
   CHECK_THROWS_WITH(m->prepare({picture("case_small")}, "look <image><unk></image>"),
                     Catch::Contains("placeholders"));
 }
+
+TEST_CASE("several pictures in one prompt are numbered from 0, in order", "[minicpmv]") {
+  auto m = load_tiny();
+  ChatPrompt p = m->prepare({picture("case_small"), picture("case_wide")}, "Compare them.");
+  CHECK(p.text.find("<image_id>0</image_id>") < p.text.find("<image_id>1</image_id>"));
+  CHECK(p.text.find("<image_id>1</image_id>") != std::string::npos);
+  CHECK(p.bounds.size() == 1 + 7);   // case_small: overview only; case_wide: overview + 3x2
+  auto v = m->encode_images(p);
+  REQUIRE(v.size() == 2);
+  CHECK(v[0]->pieces == 1);
+  CHECK(v[1]->pieces == 7);
+  kernels::Tensor e = m->embed_prompt(p, v);
+  // The first <unk> run holds case_small's rows, the second picture's overview follows.
+  std::vector<float> rows = e.rows_view(p.bounds[1].first, 16).to_host();
+  std::vector<float> want(v[1]->data.begin(), v[1]->data.begin() + 16 * 256);
+  CHECK(test::rel_error(rows, want) < 1e-7);
+}

@@ -1,0 +1,117 @@
+// CPU engine throughput on a synthetic Qwen2-shaped checkpoint with random bf16
+// weights (written to a temporary folder): prefill, batch-1 decode, and batched decode
+// of B sequences in one forward per step (what the scheduler does). Prints a table.
+//
+//   bench_engine [hidden=512] [layers=8] [batch=16] [prompt=128] [steps=32]
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "kernels/device.h"
+#include "model/causal_lm.h"
+
+using namespace omni;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+void write_checkpoint(const std::filesystem::path& dir, int H, int L, int F, int V, int heads, int kv) {
+  std::filesystem::create_directories(dir);
+  nlohmann::json cfg = {{"model_type", "qwen2"}, {"hidden_size", H}, {"num_hidden_layers", L},
+                        {"num_attention_heads", heads}, {"num_key_value_heads", kv}, {"intermediate_size", F},
+                        {"vocab_size", V}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1e6}, {"hidden_act", "silu"},
+                        {"tie_word_embeddings", false}, {"max_position_embeddings", 4096}, {"torch_dtype", "bfloat16"}};
+  std::ofstream(dir / "config.json") << cfg.dump();
+  const int hd = H / heads;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> ts = {{"model.embed_tokens.weight", {V, H}},
+                                                                  {"model.norm.weight", {H}},
+                                                                  {"lm_head.weight", {V, H}}};
+  for (int l = 0; l < L; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    ts.push_back({p + "input_layernorm.weight", {H}});
+    ts.push_back({p + "post_attention_layernorm.weight", {H}});
+    ts.push_back({p + "self_attn.q_proj.weight", {heads * hd, H}});
+    ts.push_back({p + "self_attn.q_proj.bias", {heads * hd}});
+    ts.push_back({p + "self_attn.k_proj.weight", {kv * hd, H}});
+    ts.push_back({p + "self_attn.k_proj.bias", {kv * hd}});
+    ts.push_back({p + "self_attn.v_proj.weight", {kv * hd, H}});
+    ts.push_back({p + "self_attn.v_proj.bias", {kv * hd}});
+    ts.push_back({p + "self_attn.o_proj.weight", {H, heads * hd}});
+    ts.push_back({p + "mlp.gate_proj.weight", {F, H}});
+    ts.push_back({p + "mlp.up_proj.weight", {F, H}});
+    ts.push_back({p + "mlp.down_proj.weight", {H, F}});
+  }
+  nlohmann::json header;
+  uint64_t off = 0;
+  for (auto& [n, s] : ts) {
+    uint64_t cnt = 1;
+    for (auto d : s) cnt *= uint64_t(d);
+    header[n] = {{"dtype", "BF16"}, {"shape", s}, {"data_offsets", {off, off + cnt * 2}}};
+    off += cnt * 2;
+  }
+  std::string hs = header.dump();
+  std::ofstream f(dir / "model.safetensors", std::ios::binary);
+  uint64_t hl = hs.size();
+  f.write(reinterpret_cast<const char*>(&hl), 8);
+  f << hs;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<uint16_t> buf(1 << 20);
+  for (uint64_t done = 0; done < off / 2;) {
+    size_t n = size_t(std::min<uint64_t>(buf.size(), off / 2 - done));
+    for (size_t i = 0; i < n; ++i) buf[i] = kernels::f32_to_bf16(nd(rng) + 1.0f * (i % 997 == 0));
+    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(n * 2));
+    done += n;
+  }
+}
+
+double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int H = argc > 1 ? std::atoi(argv[1]) : 512, L = argc > 2 ? std::atoi(argv[2]) : 8;
+  const int B = argc > 3 ? std::atoi(argv[3]) : 16, P = argc > 4 ? std::atoi(argv[4]) : 128;
+  const int S = argc > 5 ? std::atoi(argv[5]) : 32;
+  const int heads = H / 64, kv = std::max(1, heads / 4), F = H * 11 / 4, V = 32000;
+  const auto dir = std::filesystem::temp_directory_path() / "omni-bench-engine";
+  write_checkpoint(dir, H, L, F, V, heads, kv);
+  auto dev = kernels::make_device({});
+  auto lm = CausalLm::load(dir.string(), [&](const LlmConfig& c) { return DecoderPlacement::single(dev, c.n_layers); });
+  const Decoder& dec = lm->decoder();
+  const double params = double(L) * double(lm->config().layer_params()) + 2.0 * V * H;
+  std::printf("model: qwen2 hidden %d, %d layers, ffn %d, vocab %d, %.1f M params (fp32 on cpu:0)\n", H, L, F, V,
+              params / 1e6);
+
+  std::vector<int32_t> prompt(static_cast<size_t>(P));
+  for (int i = 0; i < P; ++i) prompt[size_t(i)] = (i * 7919) % V;
+  std::vector<std::unique_ptr<KvCache>> caches;
+  for (int b = 0; b < B; ++b) caches.push_back(dec.new_cache(P + S + 1));
+
+  auto t0 = Clock::now();
+  prefill(dec, *caches[0], dec.embed(prompt), false);
+  const double t_prefill = secs(t0);
+
+  t0 = Clock::now();
+  for (int s = 0; s < S; ++s) dec.logits(dec.forward(dec.embed({int32_t(s + 1)}), {{caches[0].get(), 1}}));
+  const double t_b1 = secs(t0);
+
+  for (int b = 1; b < B; ++b) prefill(dec, *caches[size_t(b)], dec.embed(prompt), false);
+  for (int b = 0; b < B; ++b) caches[size_t(b)]->truncate(P);
+  std::vector<int32_t> toks(static_cast<size_t>(B), 1);
+  std::vector<SeqSlice> seqs;
+  for (auto& c : caches) seqs.push_back({c.get(), 1});
+  t0 = Clock::now();
+  for (int s = 0; s < S; ++s) dec.logits(dec.forward(dec.embed(toks), seqs));
+  const double t_bn = secs(t0);
+
+  std::printf("| measurement | value |\n|---|---|\n");
+  std::printf("| prefill %d tokens | %.1f ms (%.0f tok/s) |\n", P, t_prefill * 1e3, P / t_prefill);
+  std::printf("| decode, batch 1 | %.1f tok/s (%.1f ms/token) |\n", S / t_b1, t_b1 * 1e3 / S);
+  std::printf("| decode, batch %d (one forward per step) | %.1f tok/s total |\n", B, double(S) * B / t_bn);
+  std::filesystem::remove_all(dir);
+  return 0;
+}

@@ -1,5 +1,6 @@
 #include "model/decoder.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/ops.h"
@@ -8,6 +9,19 @@
 namespace omni {
 
 using kernels::Tensor;
+
+std::vector<std::shared_ptr<kernels::Device>> DecoderPlacement::devices() const {
+  std::vector<std::shared_ptr<kernels::Device>> out;
+  auto add = [&](const std::shared_ptr<kernels::Device>& d) {
+    if (d && std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+  };
+  add(embed_device);
+  for (const auto& d : layer_devices) add(d);
+  for (const auto& d : tp_devices) add(d);
+  add(head_device);
+  add(vision_device);
+  return out;
+}
 
 DecoderPlacement DecoderPlacement::single(const std::shared_ptr<kernels::Device>& dev, int n_layers) {
   return {dev, std::vector<std::shared_ptr<kernels::Device>>(size_t(n_layers), dev), dev};

@@ -33,6 +33,8 @@ struct DecoderPlacement {
   static DecoderPlacement single(const std::shared_ptr<kernels::Device>& dev, int n_layers);
   static DecoderPlacement tensor_parallel(const std::vector<std::shared_ptr<kernels::Device>>& ranks, int n_layers);
   int tp_size() const { return tp_devices.size() > 1 ? int(tp_devices.size()) : 1; }
+  // Every distinct device the placement uses, in first-use order (for status and metrics).
+  std::vector<std::shared_ptr<kernels::Device>> devices() const;
 };
 
 // One sequence's share of a batch: its cache and how many new rows it brings.

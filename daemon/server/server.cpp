@@ -55,19 +55,10 @@ ipc::Value Server::status_details() const {
                        {"hits", model_.vision_cache().hits()},
                        {"misses", model_.vision_cache().misses()}};
   nlohmann::json mem = nlohmann::json::array();
-  std::vector<const kernels::Device*> seen;
-  const auto& p = model_.decoder().placement();
-  auto add = [&](const std::shared_ptr<kernels::Device>& dev) {
-    for (auto* s : seen)
-      if (s == dev.get()) return;
-    seen.push_back(dev.get());
+  for (const auto& dev : model_.decoder().placement().devices())
     mem.push_back({{"device", dev->id().str()},
                    {"used_bytes", dev->total_memory() - dev->free_memory()},
                    {"free_bytes", dev->free_memory()}});
-  };
-  add(p.embed_device);
-  for (const auto& d : p.layer_devices) add(d);
-  add(p.head_device);
   d["memory"] = mem;
   sched::Stats st = sched_.stats();
   d["completed_requests"] = st.completed;
@@ -97,18 +88,9 @@ std::string Server::prometheus_text() const {
          std::to_string(model_.vision_cache().misses()));
   t += "# HELP omnid_device_memory_used_bytes Memory the engine holds per device.\n"
        "# TYPE omnid_device_memory_used_bytes gauge\n";
-  std::vector<const kernels::Device*> seen;
-  const auto& p = model_.decoder().placement();
-  auto add = [&](const std::shared_ptr<kernels::Device>& dev) {
-    for (auto* s : seen)
-      if (s == dev.get()) return;
-    seen.push_back(dev.get());
+  for (const auto& dev : model_.decoder().placement().devices())
     t += "omnid_device_memory_used_bytes{device=\"" + dev->id().str() + "\"} " +
          std::to_string(dev->total_memory() - dev->free_memory()) + "\n";
-  };
-  add(p.embed_device);
-  for (const auto& d : p.layer_devices) add(d);
-  add(p.head_device);
   return t;
 }
 

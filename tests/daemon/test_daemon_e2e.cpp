@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include <fstream>
@@ -14,6 +16,7 @@
 
 #include "cli/run_command.h"
 #include "daemon_process.h"
+#include "ipc/memfd.h"
 #include "kernels/device.h"
 #include "model/answer.h"
 #include "sdk/client.h"
@@ -235,4 +238,57 @@ TEST_CASE("omni ask --greedy prints exactly what omnid run --greedy prints", "[d
   REQUIRE(ask.exit_code == 0);
   CHECK(ask.out == run.out);
   CHECK_FALSE(run.out.empty());
+}
+
+namespace {
+
+// A raw protocol client: hello, then one generate with the given descriptors.
+ipc::Message raw_generate(const std::string& socket, ipc::Generate g, const std::vector<int>& fds) {
+  ipc::UniqueFd fd = ipc::connect_unix(socket);
+  ipc::FrameReader rd;
+  ipc::send_frame(fd.get(), ipc::encode_message(ipc::Hello{}), {}, 5000);
+  ipc::decode_message(ipc::recv_frame(fd.get(), rd, 5000), {});   // hello_ok
+  ipc::send_frame(fd.get(), ipc::encode_message(g), fds, 5000);
+  for (;;) {
+    ipc::Message m = ipc::decode_message(ipc::recv_frame(fd.get(), rd, 30000), {});
+    if (std::holds_alternative<ipc::ErrorMsg>(m) || std::holds_alternative<ipc::Done>(m)) return m;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("unsealed or shrinkable memfds and absurd picture sizes are refused; the daemon lives on", "[daemon]") {
+  test::DaemonProcess d;
+  std::ifstream f(test::data("minicpmv26-tiny/case_small/image.png"), std::ios::binary);
+  std::vector<uint8_t> png((std::istreambuf_iterator<char>(f)), {});
+  // An unsealed memfd: the client could change the picture under the daemon's feet.
+  int mfd = ::memfd_create("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  REQUIRE(mfd >= 0);
+  REQUIRE(::write(mfd, png.data(), png.size()) == ssize_t(png.size()));
+  ipc::Generate g;
+  g.id = 7;
+  g.prompt = "What?";
+  g.max_tokens = 2;
+  g.images.push_back({0, png.size(), ipc::ImageFormat::encoded, 0, 0});
+  ipc::Message m = raw_generate(d.socket(), g, {mfd});
+  REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));
+  CHECK(std::get<ipc::ErrorMsg>(m).code == ipc::ErrorCode::bad_image);
+  CHECK(std::get<ipc::ErrorMsg>(m).id == 7);
+  // Sealed against writes but still shrinkable: refused as well.
+  REQUIRE(::fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE) == 0);
+  m = raw_generate(d.socket(), g, {mfd});
+  REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));
+  CHECK(std::get<ipc::ErrorMsg>(m).code == ipc::ErrorCode::bad_image);
+  ::close(mfd);
+  // A raw picture claiming 100000 x 1: refused before anything is mapped.
+  std::vector<uint8_t> row(300000, 128);
+  ipc::UniqueFd sealed = ipc::make_sealed_memfd(row);
+  g.images = {{0, row.size(), ipc::ImageFormat::rgb, 100000, 1}};
+  m = raw_generate(d.socket(), g, {sealed.get()});
+  const bool refused = std::holds_alternative<ipc::ErrorMsg>(m) ||
+                       (std::holds_alternative<ipc::Done>(m) && std::get<ipc::Done>(m).reason == ipc::FinishReason::error);
+  CHECK(refused);
+  CHECK(d.alive());
+  auto c = connected(d.socket());
+  CHECK(c.status().active_requests == 0);
 }

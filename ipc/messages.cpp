@@ -247,6 +247,12 @@ namespace {
   throw IpcError(ErrorCode::bad_message, field + ": " + what);
 }
 
+// msgpack-c leaves ptr null for an empty string; a view compares it without handing
+// null to memcmp (undefined even for size 0).
+std::string_view key_of(const msgpack::object& k) {
+  return k.via.str.size ? std::string_view(k.via.str.ptr, k.via.str.size) : std::string_view();
+}
+
 class Fields {
  public:
   Fields(const msgpack::object& o, std::string ctx) : ctx_(std::move(ctx)) {
@@ -257,8 +263,7 @@ class Fields {
       if (k.type != msgpack::type::STR) continue;  // non-string keys are ignored
       for (uint32_t j = 0; j < i; ++j) {
         const auto& k2 = map_->ptr[j].key;
-        if (k2.type == msgpack::type::STR && k2.via.str.size == k.via.str.size &&
-            std::memcmp(k2.via.str.ptr, k.via.str.ptr, k.via.str.size) == 0)
+        if (k2.type == msgpack::type::STR && key_of(k2) == key_of(k))
           bad(ctx_ + "." + std::string(k.via.str.ptr, k.via.str.size), "duplicate key");
       }
     }
@@ -269,7 +274,7 @@ class Fields {
     const std::size_t n = std::strlen(key);
     for (uint32_t i = 0; i < map_->size; ++i) {
       const auto& k = map_->ptr[i].key;
-      if (k.type == msgpack::type::STR && k.via.str.size == n && std::memcmp(k.via.str.ptr, key, n) == 0)
+      if (k.type == msgpack::type::STR && key_of(k) == std::string_view(key, n))
         return &map_->ptr[i].val;
     }
     return nullptr;

@@ -187,6 +187,19 @@ TEST_CASE("missing required fields and wrong types name the field") {
     REQUIRE(decode_error(b.bytes()).code() == ErrorCode::bad_message);
   }
   {
+    // Empty keys (msgpack-c gives them a null pointer; the fuzzer's first find, under
+    // UBSan): two of them are a duplicate, not a crash.
+    MapBuilder b;
+    b.p.pack_map(2);
+    b.p.pack(std::string());
+    b.p.pack(std::string());
+    b.p.pack(std::string());
+    b.p.pack(0);
+    REQUIRE(decode_error(b.bytes()).code() == ErrorCode::bad_message);
+    const std::vector<uint8_t> fuzz_find = {0x82, 0xa0, 0xa0, 0xa0, 0x00};
+    REQUIRE(decode_error(fuzz_find).code() == ErrorCode::bad_message);
+  }
+  {
     MapBuilder b;  // sampling.top_p of the wrong type
     b.p.pack_map(4);
     b.p.pack(std::string("type"));

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,13 @@ class Device {
   virtual Ops& ops() = 0;
   // Waits for queued work (no-op on CPU).
   virtual void synchronize() {}
+  // Host threads that issue work on this device concurrently (pipeline stage threads, the
+  // scheduler encoding a picture) hold this while they do: a device's Ops keep per-device
+  // state (cuBLAS handle, workspace, staging) that is not for concurrent use.
+  std::mutex& exec_mutex() const { return exec_mu_; }
+
+ private:
+  mutable std::mutex exec_mu_;
 };
 
 // Creates the device named by `id`. memory_cap 0 means "what the device has".

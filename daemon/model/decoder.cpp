@@ -101,9 +101,33 @@ Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefi
       inv_freq_.push_back(Tensor::from_host(dev, kernels::DType::F32, {int64_t(f.size())}, f.data()));
     }
   }
+  make_stages();
   final_norm_ = w.load(m + "norm.weight", {H}, place_.head_device);
   if (cfg_.tie_embeddings && place_.head_device == place_.embed_device) lm_head_ = embed_tokens_;
   else lm_head_ = w.load(head_name, {V, H}, place_.head_device);
+}
+
+void Decoder::make_stages() {
+  const int n = cfg_.n_layers;
+  if (ranks_ > 1) {
+    stages_ = {{0, n - 1, place_.tp_devices.front()}};
+    return;
+  }
+  std::vector<int> starts = place_.stage_starts;
+  if (starts.empty())
+    for (int l = 0; l < n; ++l)
+      if (l == 0 || place_.layer_devices[size_t(l)] != place_.layer_devices[size_t(l - 1)]) starts.push_back(l);
+  if (starts.empty() || starts.front() != 0) throw Error("decoder placement: the first stage must start at layer 0");
+  for (size_t i = 0; i < starts.size(); ++i) {
+    const int first = starts[i], last = i + 1 < starts.size() ? starts[i + 1] - 1 : n - 1;
+    if (last < first || last >= n)
+      throw Error("decoder placement: stage starts must increase within the " + std::to_string(n) + " layers");
+    for (int l = first; l <= last; ++l)
+      if (place_.layer_devices[size_t(l)] != place_.layer_devices[size_t(first)])
+        throw Error("decoder placement: stage " + std::to_string(i) + " (layers " + std::to_string(first) + ".." +
+                    std::to_string(last) + ") spans two devices");
+    stages_.push_back({first, last, place_.layer_devices[size_t(first)]});
+  }
 }
 
 const std::shared_ptr<kernels::Device>& Decoder::rank_device(int l, int r) const {
@@ -165,38 +189,53 @@ Tensor to_device(const Tensor& t, const std::shared_ptr<kernels::Device>& dev) {
 
 }  // namespace
 
-Tensor Decoder::forward(Tensor hidden, const std::vector<SeqSlice>& seqs) const {
+void Decoder::check_batch(const Tensor& hidden, const std::vector<SeqSlice>& seqs) const {
   int64_t T = 0;
-  std::vector<int32_t> pos;
   for (const auto& s : seqs) {
     if (!s.cache) throw Error("decoder forward: sequence without a KV cache");
     if (s.cache->length() + s.n_tokens > s.cache->capacity())
       throw Error("context length exceeded: " + std::to_string(s.cache->length() + s.n_tokens) + " tokens, cache holds " +
                   std::to_string(s.cache->capacity()));
-    for (int64_t i = 0; i < s.n_tokens; ++i) pos.push_back(int32_t(s.cache->length() + i));
     T += s.n_tokens;
   }
   if (hidden.rows() != T || hidden.cols() != cfg_.hidden)
     throw Error("decoder forward: hidden " + hidden.describe() + " for " + std::to_string(T) + " tokens");
+}
 
-  // The residual stream is updated in place: work on copies (one per rank), never the caller's tensor.
-  std::vector<Tensor> x, positions;
-  for (int r = 0; r < ranks_; ++r) {
-    const auto& dev = rank_device(0, r);
-    x.push_back(Tensor::empty(dev, dev->compute_dtype(), hidden.shape()));
-    kernels::copy_between(hidden, x.back());
+void Decoder::advance(const std::vector<SeqSlice>& seqs) {
+  for (const auto& s : seqs) s.cache->advance(s.n_tokens);
+}
+
+Tensor Decoder::forward(Tensor hidden, const std::vector<SeqSlice>& seqs) const {
+  check_batch(hidden, seqs);
+  // The residual stream is updated in place: work on a copy, never the caller's tensor.
+  const auto& dev = stages_.front().device;
+  Tensor x = Tensor::empty(dev, dev->compute_dtype(), hidden.shape());
+  kernels::copy_between(hidden, x);
+  for (int s = 0; s < int(stages_.size()); ++s) x = forward_stage(s, std::move(x), seqs);
+  advance(seqs);
+  return to_device(x, place_.head_device);
+}
+
+Tensor Decoder::forward_stage(int stage, Tensor x, const std::vector<SeqSlice>& seqs) const {
+  const DecoderStage& st = stages_.at(size_t(stage));
+  std::vector<int32_t> pos;   // each row's position: its sequence's cached length onwards
+  for (const auto& s : seqs)
+    for (int64_t i = 0; i < s.n_tokens; ++i) pos.push_back(int32_t(s.cache->length() + i));
+  const int64_t T = int64_t(pos.size());
+  std::vector<Tensor> xs, positions;
+  for (int r = 0; r < ranks_; ++r) {   // one residual stream per rank (tensor parallel), else one
+    const auto& dev = rank_device(st.first_layer, r);
+    if (r == 0) {
+      xs.push_back(to_device(x, dev));
+    } else {
+      xs.push_back(Tensor::empty(dev, dev->compute_dtype(), x.shape()));
+      kernels::copy_between(xs.front(), xs.back());
+    }
     positions.push_back(Tensor::from_host_i32(dev, {T}, pos.data()));
   }
-  for (int l = 0; l < cfg_.n_layers; ++l) {
-    if (ranks_ == 1) {   // pipeline: follow the layer to its device
-      const auto& dev = place_.layer_devices[size_t(l)];
-      if (&positions[0].device() != dev.get()) positions[0] = Tensor::from_host_i32(dev, {T}, pos.data());
-      x[0] = to_device(x[0], dev);
-    }
-    run_layer(l, x, positions, seqs);
-  }
-  for (const auto& s : seqs) s.cache->advance(s.n_tokens);
-  return to_device(x[0], place_.head_device);
+  for (int l = st.first_layer; l <= st.last_layer; ++l) run_layer(l, xs, positions, seqs);
+  return xs.front();
 }
 
 void Decoder::reduce_add(std::vector<Tensor>& x, std::vector<Tensor>& partial) const {

@@ -29,6 +29,9 @@ struct DecoderPlacement {
   std::vector<std::shared_ptr<kernels::Device>> tp_devices;
   std::shared_ptr<kernels::Communicator> comm;                  // made for tp_devices when null
   std::shared_ptr<kernels::Device> vision_device;               // ChatModel: null means embed_device
+  // Pipeline: the first layer of each stage (the plan's device entries, so cuda:0,cuda:0 is
+  // two stages on one GPU). Empty: a new stage wherever the layer device changes.
+  std::vector<int> stage_starts;
 
   static DecoderPlacement single(const std::shared_ptr<kernels::Device>& dev, int n_layers);
   static DecoderPlacement tensor_parallel(const std::vector<std::shared_ptr<kernels::Device>>& ranks, int n_layers);
@@ -41,6 +44,12 @@ struct DecoderPlacement {
 struct SeqSlice {
   KvCache* cache = nullptr;
   int64_t n_tokens = 0;
+};
+
+// A pipeline stage: contiguous layers on one device (tensor parallel: one stage, all layers).
+struct DecoderStage {
+  int first_layer = 0, last_layer = 0;
+  std::shared_ptr<kernels::Device> device;
 };
 
 class Decoder {
@@ -56,6 +65,15 @@ class Decoder {
   // Runs every layer over `hidden` ([sum n_tokens, hidden], left unchanged) and appends to the caches.
   // Returns the last layer's output on the head device (before the final norm).
   kernels::Tensor forward(kernels::Tensor hidden, const std::vector<SeqSlice>& seqs) const;
+
+  // The same forward in pieces, for PipelineRunner's stage threads: check_batch, then
+  // forward_stage for every stage in order, then advance. forward_stage takes `x` by
+  // value and may update its storage in place (the residual stream); it writes the
+  // stage's layers of the caches but does not advance them.
+  const std::vector<DecoderStage>& stages() const { return stages_; }
+  void check_batch(const kernels::Tensor& hidden, const std::vector<SeqSlice>& seqs) const;
+  kernels::Tensor forward_stage(int stage, kernels::Tensor x, const std::vector<SeqSlice>& seqs) const;
+  static void advance(const std::vector<SeqSlice>& seqs);
   // Final norm and lm_head: [R, vocab] float32 logits on the host.
   std::vector<float> logits(const kernels::Tensor& hidden) const;
   // A cache for one sequence of up to `capacity` tokens, on the layers' devices.
@@ -67,6 +85,7 @@ class Decoder {
     kernels::Tensor attn_norm, wq, wk, wv, wo, bq, bk, bv, q_norm, k_norm;
     kernels::Tensor mlp_norm, w_gate, w_up, w_down;
   };
+  void make_stages();
   void load_layer(WeightLoader& w, const std::string& p, int rank, const std::shared_ptr<kernels::Device>& dev);
   const std::shared_ptr<kernels::Device>& rank_device(int l, int r) const;
   // x[r], positions[r] on rank r's device (one entry without tensor parallelism).
@@ -81,6 +100,7 @@ class Decoder {
   int ranks_ = 1;
   std::vector<kernels::Tensor> inv_freq_;   // [layer * ranks + rank], on that rank's device
   std::vector<Layer> layers_;               // [layer * ranks + rank]
+  std::vector<DecoderStage> stages_;
 };
 
 }  // namespace omni

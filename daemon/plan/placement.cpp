@@ -24,6 +24,7 @@ DecoderPlacement make_placement(const Plan& plan) {
   } else {
     p.layer_devices.resize(size_t(plan.n_layers));
     for (const auto& d : plan.devices) {
+      if (d.first_layer >= 0) p.stage_starts.push_back(d.first_layer);   // one stage per entry
       for (int l = d.first_layer; l >= 0 && l <= d.last_layer; ++l) p.layer_devices[size_t(l)] = device(d.id);
       if (d.has("embed")) p.embed_device = device(d.id);
       if (d.has("lm_head")) p.head_device = device(d.id);

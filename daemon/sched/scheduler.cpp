@@ -32,9 +32,13 @@ struct Scheduler::Active {
   Clock::time_point queued_at, started_at, prefilled_at;
   bool done = false;
   bool counted = false;             // holds one of n_active_
+  int group = 0;                    // the batch group it steps with
+  bool in_flight = false;           // its group's step is in the pipeline: hands off
 };
 
 Scheduler::Scheduler(ChatModel& model, SchedulerOptions opt) : model_(model), opt_(opt) {
+  runner_ = std::make_unique<PipelineRunner>(model_.decoder());
+  groups_.resize(size_t(runner_->n_stages()));
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -70,6 +74,7 @@ Stats Scheduler::stats() const {
   for (const auto& [t, k] : recent_)
     if (now - t < std::chrono::seconds(5)) n += k;
   s.tokens_per_s = double(n) / 5.0;
+  s.pipeline = runner_->stats();
   return s;
 }
 
@@ -116,12 +121,19 @@ void Scheduler::finish(Active& a, const std::string& reason, const std::string& 
   ++completed_;
 }
 
-void Scheduler::admit(std::vector<std::unique_ptr<Active>>& fresh) {
+void Scheduler::prune() {
+  active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& a) { return a->done; }), active_.end());
+}
+
+void Scheduler::admit() {
+  const auto& place = model_.decoder().placement();
+  kernels::Device& embed_dev = *place.embed_device;
+  kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
   for (;;) {
     Waiting w;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (queue_.empty() || int(active_.size() + fresh.size()) >= opt_.max_active) return;
+      if (queue_.empty() || int(active_.size()) >= opt_.max_active) return;
       w = std::move(queue_.front());
       queue_.pop_front();
     }
@@ -141,8 +153,16 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& fresh) {
       if (o.max_tokens <= 0) throw Error("max_tokens must be positive");
       a->sampler = std::make_unique<Sampler>(o.sampling);
       ChatPrompt prompt = model_.prepare(a->req.images, a->req.question);
-      auto vision = model_.encode_images(prompt);
-      a->pending = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
+      // Device work shares the devices with the pipeline's stage threads: take turns.
+      std::vector<std::shared_ptr<const VisionEmbeds>> vision;
+      {
+        std::lock_guard<std::mutex> lock(vision_dev.exec_mutex());
+        vision = model_.encode_images(prompt);
+      }
+      {
+        std::lock_guard<std::mutex> lock(embed_dev.exec_mutex());
+        a->pending = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
+      }
       a->result.prompt_tokens = uint32_t(a->pending.rows());
       for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
       const int64_t need = a->pending.rows() + o.max_tokens;
@@ -151,7 +171,11 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& fresh) {
                     std::to_string(o.max_tokens) + " exceeds the context of " + std::to_string(opt_.max_context));
       a->cache = model_.decoder().new_cache(need);
       a->stream = std::make_unique<tok::StreamDecoder>(model_.tokenizer());
-      fresh.push_back(std::move(a));
+      // Join the group with the fewest members, so the stages get batches of equal size.
+      std::vector<int> load(groups_.size(), 0);
+      for (const auto& b : active_) ++load[size_t(b->group)];
+      a->group = int(std::min_element(load.begin(), load.end()) - load.begin());
+      active_.push_back(std::move(a));
     } catch (const std::exception& e) {
       const std::string what = e.what();
       // Image errors name the picture first (image/decode.h).
@@ -162,112 +186,160 @@ void Scheduler::admit(std::vector<std::unique_ptr<Active>>& fresh) {
   }
 }
 
-void Scheduler::step(std::vector<std::unique_ptr<Active>>& fresh) {
+void Scheduler::launch(int g) {
   const Decoder& dec = model_.decoder();
   const auto now = Clock::now();
   // Leave the batch at once when cancelled or past the deadline.
-  for (auto* list : {&active_, &fresh})
-    for (auto& a : *list) {
-      if (a->ticket->cancelled()) finish(*a, "cancelled");
-      else if (a->req.deadline && now > *a->req.deadline) finish(*a, "deadline");
-      else if (draining_ && now > drain_deadline_) finish(*a, "cancelled");
-    }
-  auto prune = [](std::vector<std::unique_ptr<Active>>& v) {
-    v.erase(std::remove_if(v.begin(), v.end(), [](const auto& a) { return a->done; }), v.end());
-  };
-  prune(active_);
-  prune(fresh);
-  for (auto& a : fresh) active_.push_back(std::move(a));
-  fresh.clear();
-  if (active_.empty()) return;
+  for (auto& a : active_) {
+    if (a->group != g || a->done) continue;
+    if (a->ticket->cancelled()) finish(*a, "cancelled");
+    else if (a->req.deadline && now > *a->req.deadline) finish(*a, "deadline");
+    else if (draining_ && now > drain_deadline_) finish(*a, "cancelled");
+  }
+  prune();
+  std::vector<Active*> members;
+  for (auto& a : active_)
+    if (a->group == g) members.push_back(a.get());
+  if (members.empty()) return;
 
   // One batch: prompts of new requests, one token of the others.
-  std::vector<SeqSlice> seqs;
+  auto job = std::make_shared<PipelineJob>();
   int64_t rows = 0;
-  for (auto& a : active_) {
+  for (Active* a : members) {
     const int64_t n = a->pending.defined() ? a->pending.rows() : 1;
-    seqs.push_back({a->cache.get(), n});
+    job->seqs.push_back({a->cache.get(), n});
     rows += n;
   }
   try {
     const auto& edev = dec.placement().embed_device;
-    kernels::Tensor hidden = kernels::Tensor::empty(edev, edev->compute_dtype(), {rows, dec.config().hidden});
-    std::vector<int64_t> last_rows;
+    std::lock_guard<std::mutex> lock(edev->exec_mutex());
+    job->hidden = kernels::Tensor::empty(edev, edev->compute_dtype(), {rows, dec.config().hidden});
     int64_t r = 0;
-    for (auto& a : active_) {
+    for (Active* a : members) {
       kernels::Tensor src = a->pending.defined() ? a->pending : dec.embed({a->last_token});
-      kernels::Tensor dst = hidden.rows_view(r, src.rows());
+      kernels::Tensor dst = job->hidden.rows_view(r, src.rows());
       kernels::copy_between(src, dst);
       r += src.rows();
-      last_rows.push_back(r - 1);
+      job->logit_rows.push_back(r - 1);
     }
-    kernels::Tensor out = dec.forward(hidden, seqs);
-    kernels::Tensor sel = kernels::Tensor::empty(out.device_ptr(), out.dtype(), {int64_t(last_rows.size()), out.cols()});
-    for (size_t i = 0; i < last_rows.size(); ++i) {
-      kernels::Tensor dst = sel.rows_view(int64_t(i), 1);
-      out.device().ops().copy(out.rows_view(last_rows[i], 1), dst);
+  } catch (const std::exception& e) {
+    spdlog::error("batch step failed: {}", e.what());
+    for (Active* a : members) finish(*a, "error", "internal", e.what());
+    prune();
+    return;
+  }
+  for (Active* a : members) a->in_flight = true;
+  groups_[size_t(g)].in_job = members;
+  groups_[size_t(g)].in_flight = true;
+  runner_->submit(job, [this, g](const std::shared_ptr<PipelineJob>& done) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      groups_[size_t(g)].finished = done;
+      ++n_finished_;
     }
-    std::vector<float> logits = dec.logits(sel);
-    const int V = dec.config().vocab;
-    const std::vector<int32_t> stops = model_.stop_ids();
-    uint32_t produced = 0;
-    for (size_t i = 0; i < active_.size(); ++i) {
-      Active& a = *active_[i];
-      if (a.pending.defined()) {
-        a.pending = {};
-        a.prefilled_at = Clock::now();
-      }
-      const int32_t tok = a.sampler->next(logits.data() + i * size_t(V), V, a.generated);
-      a.generated.push_back(tok);
-      a.last_token = tok;
-      ++produced;
-      if (std::find(stops.begin(), stops.end(), tok) != stops.end()) {
-        finish(a, "stop");
-        continue;
-      }
-      std::string piece = a.stream->push(tok);
-      a.text += piece;
-      bool stopped = false;
-      for (const auto& s : a.req.options.stop_strings) {
-        const size_t pos = s.empty() ? std::string::npos : a.text.find(s);
-        if (pos == std::string::npos) continue;
-        const size_t before = a.text.size() - piece.size();
-        piece = pos > before ? a.text.substr(before, pos - before) : "";
-        stopped = true;
-        break;
-      }
-      if (!piece.empty() && a.req.events.on_token) a.req.events.on_token(piece, tok);
-      if (stopped) {
-        a.stream.reset();   // nothing after the stop string
-        finish(a, "stop");
-      } else if (int(a.generated.size()) >= a.req.options.max_tokens) {
-        finish(a, "length");
-      }
+    cv_.notify_all();
+  });
+}
+
+void Scheduler::collect(int g, const PipelineJob& job) {
+  Group& grp = groups_[size_t(g)];
+  std::vector<Active*> members = std::move(grp.in_job);
+  grp.in_job.clear();
+  grp.in_flight = false;
+  for (Active* a : members) a->in_flight = false;
+  if (job.error) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(job.error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
     }
+    spdlog::error("batch step failed: {}", what);
+    for (Active* a : members) finish(*a, "error", "internal", what);
+    prune();
+    return;
+  }
+  const int V = model_.decoder().config().vocab;
+  const std::vector<int32_t> stops = model_.stop_ids();
+  uint32_t produced = 0;
+  for (size_t i = 0; i < members.size(); ++i) {
+    Active& a = *members[i];
+    if (a.pending.defined()) {
+      a.pending = {};
+      a.prefilled_at = Clock::now();
+    }
+    const int32_t tok = a.sampler->next(job.logits.data() + i * size_t(V), V, a.generated);
+    a.generated.push_back(tok);
+    a.last_token = tok;
+    ++produced;
+    if (std::find(stops.begin(), stops.end(), tok) != stops.end()) {
+      finish(a, "stop");
+      continue;
+    }
+    std::string piece = a.stream->push(tok);
+    a.text += piece;
+    bool stopped = false;
+    for (const auto& s : a.req.options.stop_strings) {
+      const size_t pos = s.empty() ? std::string::npos : a.text.find(s);
+      if (pos == std::string::npos) continue;
+      const size_t before = a.text.size() - piece.size();
+      piece = pos > before ? a.text.substr(before, pos - before) : "";
+      stopped = true;
+      break;
+    }
+    if (!piece.empty() && a.req.events.on_token) a.req.events.on_token(piece, tok);
+    if (stopped) {
+      a.stream.reset();   // nothing after the stop string
+      finish(a, "stop");
+    } else if (int(a.generated.size()) >= a.req.options.max_tokens) {
+      finish(a, "length");
+    }
+  }
+  {
     std::lock_guard<std::mutex> lock(mu_);
     generated_ += produced;
     recent_.emplace_back(Clock::now(), produced);
     while (!recent_.empty() && Clock::now() - recent_.front().first > std::chrono::seconds(10)) recent_.pop_front();
-  } catch (const std::exception& e) {
-    spdlog::error("batch step failed: {}", e.what());
-    for (auto& a : active_) finish(*a, "error", "internal", e.what());
   }
-  prune(active_);
+  prune();
 }
 
 void Scheduler::loop() {
-  std::vector<std::unique_ptr<Active>> fresh;
   for (;;) {
+    bool ready = false;   // an idle group with members can step at once
+    for (const auto& a : active_) ready |= !a->in_flight && !groups_[size_t(a->group)].in_flight;
+    const bool room = int(active_.size()) < opt_.max_active;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(50),
-                   [&] { return stopping_ || !queue_.empty() || !active_.empty(); });
+      if (!ready)
+        cv_.wait_for(lock, std::chrono::milliseconds(50),
+                     [&] { return stopping_ || n_finished_ > 0 || (room && !queue_.empty()); });
       if (stopping_) break;
     }
-    admit(fresh);
-    step(fresh);
+    admit();
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      std::shared_ptr<PipelineJob> job;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        job = std::move(groups_[g].finished);
+        if (job) --n_finished_;
+      }
+      if (job) collect(int(g), *job);
+    }
+    for (size_t g = 0; g < groups_.size(); ++g)
+      if (!groups_[g].in_flight) launch(int(g));
   }
-  // Stopping: everything still here ends as cancelled.
+  // Stopping: let the steps in the pipeline land (they write the caches), then
+  // everything still here ends as cancelled.
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] {
+      for (const auto& g : groups_)
+        if (g.in_flight && !g.finished) return false;
+      return true;
+    });
+  }
   for (auto& a : active_) finish(*a, "cancelled");
   active_.clear();
   std::deque<Waiting> left;

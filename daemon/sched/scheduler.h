@@ -1,10 +1,14 @@
 #pragma once
 // Continuous batching over one ChatModel. Requests wait in a bounded queue ("busy"
-// when full, never an unbounded wait); each step admits waiting requests up to the
-// active limit and runs ONE decoder forward for the whole batch: the new requests'
+// when full, never an unbounded wait); admitted requests join one of the batch groups,
+// and each step of a group runs ONE decoder forward for its batch: the new requests'
 // prompts (prefill rows) together with one token of every running request. A request
-// leaves the batch as soon as it finishes, is cancelled or passes its deadline, and
+// leaves its group as soon as it finishes, is cancelled or passes its deadline, and
 // its KV cache is freed then.
+//
+// Groups: one per pipeline stage (one without a pipeline). Their steps go through the
+// PipelineRunner independently, so while stage 1 runs group 0's step, stage 0 already
+// runs group 1's: with several requests in flight every stage stays busy.
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -12,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "model/pipeline_runner.h"
 #include "sched/request.h"
 
 namespace omni::sched {
@@ -28,6 +33,7 @@ struct Stats {
   double tokens_per_s = 0;      // generated tokens over the last few seconds
   uint64_t completed = 0;
   uint64_t generated_tokens = 0;
+  PipelineStats pipeline;       // stage occupancy (one stage without a pipeline)
 };
 
 class Scheduler {
@@ -43,10 +49,17 @@ class Scheduler {
 
  private:
   struct Active;
+  struct Group {
+    std::vector<Active*> in_job;                 // members whose step is in flight
+    std::shared_ptr<PipelineJob> finished;       // set by the runner (under mu_)
+    bool in_flight = false;
+  };
   void loop();
-  void admit(std::vector<std::unique_ptr<Active>>& fresh);
-  void step(std::vector<std::unique_ptr<Active>>& fresh);
+  void admit();
+  void launch(int group);                        // one step of the group's idle members
+  void collect(int group, const PipelineJob& job);
   void finish(Active& a, const std::string& reason, const std::string& code = "", const std::string& msg = "");
+  void prune();
 
   ChatModel& model_;
   SchedulerOptions opt_;
@@ -59,6 +72,9 @@ class Scheduler {
   };
   std::deque<Waiting> queue_;
   std::vector<std::unique_ptr<Active>> active_;   // scheduler thread only
+  std::unique_ptr<PipelineRunner> runner_;
+  std::vector<Group> groups_;                     // in_job/in_flight: scheduler thread only
+  int n_finished_ = 0;                            // groups with a finished job (under mu_)
   std::atomic<uint32_t> n_active_{0};
   bool stopping_ = false, draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;

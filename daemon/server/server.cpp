@@ -64,6 +64,17 @@ ipc::Value Server::status_details() const {
   d["completed_requests"] = st.completed;
   d["generated_tokens"] = st.generated_tokens;
   d["connections"] = sessions_.load();
+  nlohmann::json stages = nlohmann::json::array();
+  const auto& dstages = model_.decoder().stages();
+  for (size_t i = 0; i < dstages.size(); ++i)
+    stages.push_back({{"stage", i},
+                      {"device", dstages[i].device->id().str()},
+                      {"layers", {dstages[i].first_layer, dstages[i].last_layer}},
+                      {"busy_seconds", i < st.pipeline.busy_seconds.size() ? st.pipeline.busy_seconds[i] : 0.0}});
+  d["pipeline"] = {{"stages", stages},
+                   {"steps", st.pipeline.jobs},
+                   {"max_steps_in_flight", st.pipeline.max_in_flight},
+                   {"max_busy_stages", st.pipeline.max_busy_stages}};
   return to_value(d);
 }
 
@@ -86,6 +97,13 @@ std::string Server::prometheus_text() const {
          std::to_string(model_.vision_cache().hits()));
   metric("omnid_vision_cache_misses_total", "counter", "Pictures encoded by the vision tower.",
          std::to_string(model_.vision_cache().misses()));
+  // Stage occupancy: busy seconds that differ much between stages mean an unbalanced split.
+  t += "# HELP omnid_pipeline_stage_busy_seconds_total Time each pipeline stage spent computing.\n"
+       "# TYPE omnid_pipeline_stage_busy_seconds_total counter\n";
+  const auto& dstages = model_.decoder().stages();
+  for (size_t i = 0; i < dstages.size() && i < st.pipeline.busy_seconds.size(); ++i)
+    t += "omnid_pipeline_stage_busy_seconds_total{stage=\"" + std::to_string(i) + "\",device=\"" +
+         dstages[i].device->id().str() + "\"} " + std::to_string(st.pipeline.busy_seconds[i]) + "\n";
   t += "# HELP omnid_device_memory_used_bytes Memory the engine holds per device.\n"
        "# TYPE omnid_device_memory_used_bytes gauge\n";
   for (const auto& dev : model_.decoder().placement().devices())

@@ -207,7 +207,7 @@ TEST_CASE("SIGTERM drains and exits cleanly, removing the socket", "[daemon]") {
 
 TEST_CASE("the optional Prometheus endpoint reports on loopback", "[daemon]") {
   const int port = 20000 + ::getpid() % 20000;
-  test::DaemonProcess d({"--metrics-port", std::to_string(port)});
+  test::DaemonProcess d({"--metrics-port", std::to_string(port), "--devices", "cpu:0,cpu:1", "--parallel", "pipeline"});
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_in a{};
@@ -224,6 +224,7 @@ TEST_CASE("the optional Prometheus endpoint reports on loopback", "[daemon]") {
   CHECK_THAT(resp, Catch::StartsWith("HTTP/1.1 200 OK"));
   CHECK_THAT(resp, Catch::Contains("omnid_active_requests 0"));
   CHECK_THAT(resp, Catch::Contains("omnid_device_memory_used_bytes{device=\"cpu:0\"}"));
+  CHECK_THAT(resp, Catch::Contains("omnid_pipeline_stage_busy_seconds_total{stage=\"1\",device=\"cpu:1\"}"));
 }
 
 TEST_CASE("omni ask --greedy prints exactly what omnid run --greedy prints", "[daemon]") {

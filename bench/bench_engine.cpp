@@ -1,8 +1,13 @@
 // CPU engine throughput on a synthetic Qwen2-shaped checkpoint with random bf16
 // weights (written to a temporary folder): prefill, batch-1 decode, and batched decode
-// of B sequences in one forward per step (what the scheduler does). Prints a table.
+// of B sequences in one forward per step (what the scheduler does); then the same model
+// as a 2-stage pipeline over cpu:0,cpu:1: B sequences as one batch walking the stages,
+// versus two groups of B/2 kept in flight by the PipelineRunner (what the scheduler does
+// over a pipeline). Prints a table.
 //
 //   bench_engine [hidden=512] [layers=8] [batch=16] [prompt=128] [steps=32]
+// For the pipeline rows, OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 gives each cpu device
+// one core, as a GPU is one device: the stages can then overlap on a 2-core machine.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -11,7 +16,11 @@
 #include <random>
 
 #include "kernels/device.h"
+#include <condition_variable>
+#include <mutex>
+
 #include "model/causal_lm.h"
+#include "model/pipeline_runner.h"
 
 using namespace omni;
 using Clock = std::chrono::steady_clock;
@@ -70,6 +79,61 @@ void write_checkpoint(const std::filesystem::path& dir, int H, int L, int F, int
 
 double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
 
+// B caches holding the same prompt of P tokens.
+std::vector<std::unique_ptr<KvCache>> prefilled(const Decoder& dec, int B, const std::vector<int32_t>& prompt, int S) {
+  std::vector<std::unique_ptr<KvCache>> caches;
+  for (int b = 0; b < B; ++b) {
+    caches.push_back(dec.new_cache(int64_t(prompt.size()) + S + 1));
+    prefill(dec, *caches.back(), dec.embed(prompt), false);
+  }
+  return caches;
+}
+
+// S decode steps for each of `groups` groups of the caches, every group's next step
+// submitted as soon as its previous one is back. Returns seconds.
+double pipelined_decode(const Decoder& dec, std::vector<std::unique_ptr<KvCache>>& caches, int groups, int S) {
+  PipelineRunner runner(dec);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<int> left(size_t(groups), S);
+  int running = groups;
+  const size_t per = caches.size() / size_t(groups);
+  std::function<void(int)> step = [&](int g) {
+    auto job = std::make_shared<PipelineJob>();
+    for (size_t i = 0; i < per; ++i) {
+      job->seqs.push_back({caches[size_t(g) * per + i].get(), 1});
+      job->logit_rows.push_back(int64_t(i));
+    }
+    {
+      std::lock_guard<std::mutex> lock(dec.placement().embed_device->exec_mutex());
+      job->hidden = dec.embed(std::vector<int32_t>(per, 1));
+    }
+    runner.submit(job, [&, g](const std::shared_ptr<PipelineJob>& j) {
+      if (j->error) {   // the callback must not throw: report and stop
+        try {
+          std::rethrow_exception(j->error);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "bench_engine: pipelined step failed: %s\n", e.what());
+        }
+        std::_Exit(1);
+      }
+      bool again;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        again = --left[size_t(g)] > 0;
+        if (!again) --running;
+      }
+      if (again) step(g);
+      else cv.notify_all();
+    });
+  };
+  const auto t0 = Clock::now();
+  for (int g = 0; g < groups; ++g) step(g);
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return running == 0; });
+  return secs(t0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,6 +176,32 @@ int main(int argc, char** argv) {
   std::printf("| prefill %d tokens | %.1f ms (%.0f tok/s) |\n", P, t_prefill * 1e3, P / t_prefill);
   std::printf("| decode, batch 1 | %.1f tok/s (%.1f ms/token) |\n", S / t_b1, t_b1 * 1e3 / S);
   std::printf("| decode, batch %d (one forward per step) | %.1f tok/s total |\n", B, double(S) * B / t_bn);
+
+  // The same model over two stages, balanced as the planner balances: the first k layers on
+  // cpu:0, the rest with lm_head (vocab x hidden, as costly as several layers) on cpu:1.
+  const double lp = double(lm->config().layer_params()), head = double(V) * H;
+  int k = 1;
+  for (int c = 1; c < L; ++c)
+    if (std::max(c * lp, (L - c) * lp + head) < std::max(k * lp, (L - k) * lp + head)) k = c;
+  auto dev1 = kernels::make_device({kernels::DeviceId::Kind::CPU, 1});
+  auto lm2 = CausalLm::load(dir.string(), [&](const LlmConfig& c) {
+    DecoderPlacement p = DecoderPlacement::single(dev, c.n_layers);
+    for (int l = k; l < c.n_layers; ++l) p.layer_devices[size_t(l)] = dev1;
+    p.head_device = dev1;
+    return p;
+  });
+  const Decoder& dec2 = lm2->decoder();
+  auto pc = prefilled(dec2, B, prompt, S);
+  std::vector<SeqSlice> pseqs;
+  for (auto& c : pc) pseqs.push_back({c.get(), 1});
+  t0 = Clock::now();
+  for (int s = 0; s < S; ++s) dec2.logits(dec2.forward(dec2.embed(toks), pseqs));
+  const double t_seq = secs(t0);
+  for (auto& c : pc) c->truncate(P);
+  const double t_pipe = pipelined_decode(dec2, pc, 2, S);
+  std::printf("| pipeline cpu:0 (%d layers), cpu:1 (%d + lm_head): batch %d walking the stages | %.1f tok/s total |\n",
+              k, L - k, B, double(S) * B / t_seq);
+  std::printf("| same pipeline, 2 groups of %d in flight | %.1f tok/s total |\n", B / 2, double(S) * B / t_pipe);
   std::filesystem::remove_all(dir);
   return 0;
 }

@@ -143,11 +143,13 @@ void pack(Packer& p, const Generate& g) {
   }
   m.u64("max_tokens", g.max_tokens);
   m.key("sampling");
-  p.pack_map(6);
-  m.f64("temperature", g.sampling.temperature);
-  m.u64("top_k", g.sampling.top_k);
-  m.f64("top_p", g.sampling.top_p);
-  m.f64("repetition_penalty", g.sampling.repetition_penalty);
+  const auto& sp = g.sampling;
+  p.pack_map(2 + uint32_t(sp.temperature.has_value()) + uint32_t(sp.top_k.has_value()) +
+             uint32_t(sp.top_p.has_value()) + uint32_t(sp.repetition_penalty.has_value()));
+  if (sp.temperature) m.f64("temperature", *sp.temperature);
+  if (sp.top_k) m.u64("top_k", *sp.top_k);
+  if (sp.top_p) m.f64("top_p", *sp.top_p);
+  if (sp.repetition_penalty) m.f64("repetition_penalty", *sp.repetition_penalty);
   m.u64("seed", g.sampling.seed);
   m.b("greedy", g.sampling.greedy);
   m.key("stop");
@@ -455,13 +457,21 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
   if (const auto* s = f.get("sampling")) {
     Fields sf(*s, "generate.sampling");
     auto& sp = g.sampling;
-    sp.temperature = sf.f64("temperature", sp.temperature);
-    if (sp.temperature < 0 || sp.temperature > 100) bad(sf.name("temperature"), "must be in [0, 100]");
-    sp.top_k = sf.u32("top_k", sp.top_k);
-    sp.top_p = sf.f64("top_p", sp.top_p);
-    if (!(sp.top_p > 0 && sp.top_p <= 1)) bad(sf.name("top_p"), "must be in (0, 1]");
-    sp.repetition_penalty = sf.f64("repetition_penalty", sp.repetition_penalty);
-    if (!(sp.repetition_penalty > 0 && sp.repetition_penalty <= 100)) bad(sf.name("repetition_penalty"), "must be in (0, 100]");
+    // Absent fields stay unset: the server fills in the model's defaults.
+    if (sf.get("temperature")) {
+      sp.temperature = sf.f64("temperature", 0);
+      if (!(*sp.temperature >= 0 && *sp.temperature <= 100)) bad(sf.name("temperature"), "must be in [0, 100]");
+    }
+    if (sf.get("top_k")) sp.top_k = sf.u32("top_k", 0);
+    if (sf.get("top_p")) {
+      sp.top_p = sf.f64("top_p", 1);
+      if (!(*sp.top_p > 0 && *sp.top_p <= 1)) bad(sf.name("top_p"), "must be in (0, 1]");
+    }
+    if (sf.get("repetition_penalty")) {
+      sp.repetition_penalty = sf.f64("repetition_penalty", 1);
+      if (!(*sp.repetition_penalty > 0 && *sp.repetition_penalty <= 100))
+        bad(sf.name("repetition_penalty"), "must be in (0, 100]");
+    }
     sp.seed = sf.u64("seed", sp.seed);
     sp.greedy = sf.boolean("greedy", sp.greedy);
   }

@@ -47,6 +47,7 @@
 
 #include <cstdint>
 #include <span>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -90,11 +91,13 @@ struct ImageRef {
   uint32_t width = 0, height = 0;         // "width"/"height": required for rgb (size == w*h*3)
 };
 
+// Fields left unset (absent from the map) take the model's own defaults on the server
+// (MiniCPM-V: temperature 0.7, top_p 0.8, top_k 100, repetition_penalty 1.05).
 struct Sampling {
-  double temperature = 0.7;               // >= 0
-  uint32_t top_k = 0;                     // 0 = off
-  double top_p = 1.0;                     // (0, 1]
-  double repetition_penalty = 1.0;        // > 0
+  std::optional<double> temperature;      // >= 0; 0 = greedy
+  std::optional<uint32_t> top_k;          // 0 = off
+  std::optional<double> top_p;            // (0, 1]
+  std::optional<double> repetition_penalty;  // > 0
   uint64_t seed = 0;
   bool greedy = false;                    // true: argmax, other fields ignored
 };

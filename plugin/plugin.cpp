@@ -81,9 +81,10 @@ void p_request_init(omni_plugin_request* r) {
   std::memset(r, 0, sizeof(*r));
   r->struct_size = sizeof(*r);
   r->max_tokens = 256;
-  r->temperature = 0.7f;
-  r->top_p = 1.0f;
-  r->repetition_penalty = 1.0f;
+  r->temperature = -1.0f;   // the model's defaults, filled in by the daemon
+  r->top_p = -1.0f;
+  r->repetition_penalty = -1.0f;
+  r->top_k = OMNI_PLUGIN_TOP_K_MODEL_DEFAULT;
 }
 
 void p_image_init(omni_plugin_image* im) {
@@ -130,10 +131,10 @@ int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* rin, omni_p
     id = q.request_id;
     q.prompt = r.prompt;
     q.max_tokens = r.max_tokens ? r.max_tokens : 256;
-    q.sampling.temperature = r.temperature;
-    q.sampling.top_p = r.top_p > 0 ? r.top_p : 1.0;
-    q.sampling.repetition_penalty = r.repetition_penalty > 0 ? r.repetition_penalty : 1.0;
-    q.sampling.top_k = r.top_k;
+    if (r.temperature >= 0) q.sampling.temperature = r.temperature;
+    if (r.top_p > 0) q.sampling.top_p = r.top_p;
+    if (r.repetition_penalty > 0) q.sampling.repetition_penalty = r.repetition_penalty;
+    if (r.top_k != OMNI_PLUGIN_TOP_K_MODEL_DEFAULT) q.sampling.top_k = r.top_k;
     q.sampling.seed = r.seed;
     q.sampling.greedy = r.greedy != 0;
     q.deadline_ms = r.deadline_ms;

@@ -46,9 +46,10 @@ void omni_generate_params_init(omni_generate_params* p) {
   if (!p) return;
   std::memset(p, 0, sizeof(*p));
   p->max_tokens = 256;
-  p->temperature = 0.7f;
-  p->top_p = 1.0f;
-  p->repetition_penalty = 1.0f;
+  p->temperature = -1.0f;   // the model's defaults, filled in by the daemon
+  p->top_k = OMNI_TOP_K_MODEL_DEFAULT;
+  p->top_p = -1.0f;
+  p->repetition_penalty = -1.0f;
 }
 
 omni_status omni_client_create(const char* socket_path, const char* client_name, omni_client** out) {
@@ -82,10 +83,10 @@ omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, 
     r.request_id = p->request_id;
     r.prompt = p->prompt;
     r.max_tokens = p->max_tokens ? p->max_tokens : 256;
-    r.sampling.temperature = p->temperature;
-    r.sampling.top_k = p->top_k;
-    r.sampling.top_p = p->top_p;
-    r.sampling.repetition_penalty = p->repetition_penalty;
+    if (p->temperature >= 0) r.sampling.temperature = p->temperature;
+    if (p->top_k != OMNI_TOP_K_MODEL_DEFAULT) r.sampling.top_k = p->top_k;
+    if (p->top_p > 0) r.sampling.top_p = p->top_p;
+    if (p->repetition_penalty > 0) r.sampling.repetition_penalty = p->repetition_penalty;
     r.sampling.seed = p->seed;
     r.sampling.greedy = p->greedy != 0;
     r.deadline_ms = p->deadline_ms;

@@ -221,10 +221,11 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
     sp = SamplingParams{};
     sp.greedy = true;
   } else {
-    sp.temperature = float(g.sampling.temperature);
-    sp.top_k = int(g.sampling.top_k);
-    sp.top_p = float(g.sampling.top_p);
-    sp.repetition_penalty = float(g.sampling.repetition_penalty);
+    // What the client left unset keeps the model's default (ChatModel::default_sampling).
+    if (g.sampling.temperature) sp.temperature = float(*g.sampling.temperature);
+    if (g.sampling.top_k) sp.top_k = int(*g.sampling.top_k);
+    if (g.sampling.top_p) sp.top_p = float(*g.sampling.top_p);
+    if (g.sampling.repetition_penalty) sp.repetition_penalty = float(*g.sampling.repetition_penalty);
     if (sp.temperature == 0.0f) {   // temperature 0 means greedy, as in most servers
       sp = SamplingParams{};
       sp.greedy = true;

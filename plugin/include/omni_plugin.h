@@ -52,6 +52,7 @@ extern "C" {
 #endif
 
 #define OMNI_PLUGIN_ABI_VERSION 1u
+#define OMNI_PLUGIN_TOP_K_MODEL_DEFAULT UINT32_MAX
 
 /* status codes (same values as omni_client.h's omni_status) */
 #define OMNI_PLUGIN_OK 0
@@ -91,10 +92,12 @@ typedef struct omni_plugin_request {
   const char* prompt;       /* required: the question */
   const omni_plugin_image* images;
   size_t n_images;
-  float temperature;        /* default 0.7 */
-  float top_p;              /* default 1.0 */
-  float repetition_penalty; /* default 1.0 */
-  uint32_t top_k;           /* default 0 (off) */
+  /* Sampling: what request_init leaves (negative floats, OMNI_PLUGIN_TOP_K_MODEL_DEFAULT)
+     means "the model's default" (MiniCPM-V: 0.7, top_p 0.8, repetition 1.05, top_k 100). */
+  float temperature;        /* >= 0 to set; 0 = greedy */
+  float top_p;              /* (0, 1] to set; <= 0: model default */
+  float repetition_penalty; /* > 0 to set; <= 0: model default */
+  uint32_t top_k;           /* 0 = off; OMNI_PLUGIN_TOP_K_MODEL_DEFAULT: model default */
   uint64_t seed;
   int32_t greedy;           /* non-zero: argmax */
   uint32_t deadline_ms;     /* 0 = none */

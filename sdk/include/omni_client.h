@@ -20,6 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* top_k value meaning "the model's default" (what omni_generate_params_init sets). */
+#define OMNI_TOP_K_MODEL_DEFAULT UINT32_MAX
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,10 +57,12 @@ typedef struct omni_generate_params {
   const omni_image* images;
   size_t n_images;
   uint32_t max_tokens;              /* 0 -> 256 */
-  float temperature;                /* default 0.7 */
+  /* Sampling: what _init leaves (negative floats, OMNI_TOP_K_MODEL_DEFAULT) means "the
+     model's default" (MiniCPM-V: temperature 0.7, top_k 100, top_p 0.8, repetition 1.05). */
+  float temperature;                /* >= 0 to set; 0 = greedy */
   uint32_t top_k;                   /* 0 = off */
-  float top_p;                      /* default 1.0 */
-  float repetition_penalty;         /* default 1.0 */
+  float top_p;                      /* (0, 1] to set; <= 0: model default */
+  float repetition_penalty;         /* > 0 to set; <= 0: model default */
   uint64_t seed;
   int greedy;                       /* non-zero: argmax */
   const char* const* stop;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -21,8 +22,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> images;
   uint32_t max_tokens = 256;
   bool greedy = false;
-  double temperature = 0.7, top_p = 1.0;
-  uint32_t top_k = 0, deadline_ms = 0;
+  std::optional<double> temperature, top_p, repetition_penalty;   // unset: the model's defaults
+  std::optional<uint32_t> top_k;
+  uint32_t deadline_ms = 0;
   uint64_t seed = 0;
   std::string question;
   bool show_stats = false;
@@ -30,9 +32,10 @@ int main(int argc, char** argv) {
   ask->add_option("--image", images, "image file (repeatable)");
   ask->add_option("--max-tokens", max_tokens, "maximum new tokens")->check(CLI::Range(1u, 1000000u));
   ask->add_flag("--greedy", greedy, "greedy decoding");
-  ask->add_option("--temperature", temperature);
-  ask->add_option("--top-p", top_p);
-  ask->add_option("--top-k", top_k);
+  ask->add_option("--temperature", temperature, "sampling temperature (default: the model's)");
+  ask->add_option("--top-p", top_p, "nucleus mass in (0, 1] (default: the model's)");
+  ask->add_option("--top-k", top_k, "keep the k most likely tokens, 0 = all (default: the model's)");
+  ask->add_option("--repetition-penalty", repetition_penalty, "1 = off (default: the model's)");
   ask->add_option("--seed", seed);
   ask->add_option("--deadline-ms", deadline_ms);
   ask->add_flag("--stats", show_stats, "print counts and timings to stderr");
@@ -67,6 +70,7 @@ int main(int argc, char** argv) {
     req.sampling.temperature = temperature;
     req.sampling.top_p = top_p;
     req.sampling.top_k = top_k;
+    req.sampling.repetition_penalty = repetition_penalty;
     req.sampling.seed = seed;
     req.deadline_ms = deadline_ms;
     for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f));

@@ -241,6 +241,28 @@ TEST_CASE("omni ask --greedy prints exactly what omnid run --greedy prints", "[d
   CHECK_FALSE(run.out.empty());
 }
 
+TEST_CASE("sampled omni ask uses the model's default sampling, as omnid run does", "[daemon]") {
+  // Unset temperature/top_p/top_k/repetition_penalty travel as absent fields and the daemon
+  // fills in MiniCPM-V's defaults; with the same seed both sample the same tokens.
+  test::DaemonProcess d;
+  const std::string img = test::data("minicpmv26-tiny/case_small/image.png");
+  auto run = test::run_command(test::bin("omnid") + " run --model " + test::data("minicpmv26-tiny") + " --image " + img +
+                               " --seed 11 --max-tokens 16 'Describe it.'");
+  auto ask = test::run_command(test::bin("omni") + " ask --socket " + d.socket() + " --image " + img +
+                               " --seed 11 --max-tokens 16 'Describe it.'");
+  INFO(run.err << ask.err);
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(ask.exit_code == 0);
+  CHECK(ask.out == run.out);
+  // And settings the client does give are used: top_k 1 without a penalty is greedy.
+  auto greedy = test::run_command(test::bin("omnid") + " run --model " + test::data("minicpmv26-tiny") + " --image " +
+                                  img + " --greedy --max-tokens 16 'Describe it.'");
+  auto top1 = test::run_command(test::bin("omni") + " ask --socket " + d.socket() + " --image " + img +
+                                " --top-k 1 --repetition-penalty 1 --seed 11 --max-tokens 16 'Describe it.'");
+  REQUIRE(top1.exit_code == 0);
+  CHECK(top1.out == greedy.out);
+}
+
 namespace {
 
 // A raw protocol client: hello, then one generate with the given descriptors.

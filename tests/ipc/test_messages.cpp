@@ -77,6 +77,19 @@ TEST_CASE("every message round-trips") {
   REQUIRE(g2.sampling.greedy);
   REQUIRE(g2.stop == g.stop);
   REQUIRE(g2.deadline_ms == 5000);
+  REQUIRE(g2.sampling.temperature == 0.3);
+  REQUIRE(g2.sampling.repetition_penalty == 1.05);
+
+  // Unset sampling fields stay unset (the server then uses the model's defaults).
+  Generate bare;
+  bare.id = 7;
+  bare.prompt = "q";
+  bare.sampling.top_p = 0.5;
+  auto b2 = std::get<Generate>(roundtrip(bare));
+  REQUIRE_FALSE(b2.sampling.temperature);
+  REQUIRE_FALSE(b2.sampling.top_k);
+  REQUIRE_FALSE(b2.sampling.repetition_penalty);
+  REQUIRE(b2.sampling.top_p == 0.5);
 
   auto t = std::get<Token>(roundtrip(Token{42, "Hel", 1234}));
   REQUIRE(t.text == "Hel");

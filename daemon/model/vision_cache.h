@@ -3,6 +3,7 @@
 // bytes plus the slicing settings, so a second question about the same picture does
 // not run the vision tower again. Least recently used entries go first once the byte
 // bound is reached. Thread-safe: the daemon's clients share one cache.
+#include <atomic>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -34,7 +35,7 @@ class VisionCache {
   mutable std::mutex mu_;
   size_t max_bytes_;
   size_t bytes_ = 0;
-  size_t hits_ = 0, misses_ = 0;
+  std::atomic<size_t> hits_{0}, misses_{0};   // read by status without the lock
   std::list<Entry> lru_;   // front: most recent
   std::unordered_map<std::string, std::list<Entry>::iterator> index_;
 };

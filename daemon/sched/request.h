@@ -22,7 +22,8 @@ struct Result {
   double queue_ms = 0, prefill_ms = 0, decode_ms = 0, total_ms = 0;
 };
 
-// Called on the scheduler thread; must not block (queue the bytes and return).
+// Called on the scheduler's threads (the step loop; on_done also from the admission
+// thread when preparing fails); must not block (queue the bytes and return).
 struct Events {
   std::function<void(const std::string& text, int32_t token)> on_token;
   std::function<void(const Result&)> on_done;   // exactly once per accepted request

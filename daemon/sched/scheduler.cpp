@@ -117,84 +117,116 @@ void Scheduler::finish(Active& a, const std::string& reason, const std::string& 
   a.pending = {};
   if (a.counted) n_active_.fetch_sub(1);   // before on_done, so status never lags the answer
   if (a.req.events.on_done) a.req.events.on_done(a.result);
-  std::lock_guard<std::mutex> lock(mu_);
-  ++completed_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++completed_;
+  }
+  cv_.notify_all();   // a slot is free: the admission thread may take the next request
 }
 
 void Scheduler::prune() {
   active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& a) { return a->done; }), active_.end());
 }
 
-void Scheduler::admit() {
-  const auto& place = model_.decoder().placement();
-  kernels::Device& embed_dev = *place.embed_device;
-  kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
+void Scheduler::admit_loop() {
   for (;;) {
     Waiting w;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (queue_.empty() || int(active_.size()) >= opt_.max_active) return;
+      std::unique_lock<std::mutex> lock(mu_);
+      // n_active_ counts requests being prepared too: the KV cache is budgeted for max_active.
+      cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && int(n_active_.load()) < opt_.max_active); });
+      if (stopping_) return;
       w = std::move(queue_.front());
       queue_.pop_front();
+      n_active_.fetch_add(1);
     }
-    auto a = std::make_unique<Active>();
-    a->req = std::move(w.req);
-    a->ticket = std::move(w.ticket);
-    a->queued_at = w.queued_at;
-    a->started_at = Clock::now();
-    n_active_.fetch_add(1);
-    a->counted = true;
-    if (a->ticket->cancelled()) {
-      finish(*a, "cancelled");
-      continue;
+    std::unique_ptr<Active> a = prepare(std::move(w));
+    if (!a) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.push_back(std::move(a));
     }
-    try {
-      const AnswerOptions& o = a->req.options;
-      if (o.max_tokens <= 0) throw Error("max_tokens must be positive");
-      a->sampler = std::make_unique<Sampler>(o.sampling);
-      ChatPrompt prompt = model_.prepare(a->req.images, a->req.question);
-      // Device work shares the devices with the pipeline's stage threads: take turns.
-      std::vector<std::shared_ptr<const VisionEmbeds>> vision;
-      {
-        std::lock_guard<std::mutex> lock(vision_dev.exec_mutex());
-        vision = model_.encode_images(prompt);
-      }
-      {
-        std::lock_guard<std::mutex> lock(embed_dev.exec_mutex());
-        a->pending = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
-      }
-      a->result.prompt_tokens = uint32_t(a->pending.rows());
-      for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
-      const int64_t need = a->pending.rows() + o.max_tokens;
-      if (need > opt_.max_context)
-        throw Error("prompt of " + std::to_string(a->pending.rows()) + " tokens plus max_tokens " +
-                    std::to_string(o.max_tokens) + " exceeds the context of " + std::to_string(opt_.max_context));
-      a->cache = model_.decoder().new_cache(need);
-      a->stream = std::make_unique<tok::StreamDecoder>(model_.tokenizer());
-      // Join the group with the fewest members, so the stages get batches of equal size.
-      std::vector<int> load(groups_.size(), 0);
-      for (const auto& b : active_) ++load[size_t(b->group)];
-      a->group = int(std::min_element(load.begin(), load.end()) - load.begin());
-      active_.push_back(std::move(a));
-    } catch (const std::exception& e) {
-      const std::string what = e.what();
-      // Image errors name the picture first (image/decode.h).
-      bool image_error = false;
-      for (const auto& im : a->req.images) image_error |= what.rfind(im.name, 0) == 0;
-      finish(*a, "error", image_error ? "bad_image" : "bad_request", what);
+    cv_.notify_all();
+  }
+}
+
+std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
+  const auto& place = model_.decoder().placement();
+  kernels::Device& embed_dev = *place.embed_device;
+  kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
+  auto a = std::make_unique<Active>();
+  a->req = std::move(w.req);
+  a->ticket = std::move(w.ticket);
+  a->queued_at = w.queued_at;
+  a->started_at = Clock::now();
+  a->counted = true;   // holds the n_active_ slot taken by admit_loop
+  if (a->ticket->cancelled()) {
+    finish(*a, "cancelled");
+    return nullptr;
+  }
+  try {
+    const AnswerOptions& o = a->req.options;
+    if (o.max_tokens <= 0) throw Error("max_tokens must be positive");
+    a->sampler = std::make_unique<Sampler>(o.sampling);
+    ChatPrompt prompt = model_.prepare(a->req.images, a->req.question);
+    // Device work shares the devices with the pipeline's stage threads: take turns.
+    std::vector<std::shared_ptr<const VisionEmbeds>> vision;
+    {
+      std::lock_guard<std::mutex> lock(vision_dev.exec_mutex());
+      vision = model_.encode_images(prompt);
     }
+    {
+      std::lock_guard<std::mutex> lock(embed_dev.exec_mutex());
+      a->pending = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
+    }
+    a->result.prompt_tokens = uint32_t(a->pending.rows());
+    for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
+    const int64_t need = a->pending.rows() + o.max_tokens;
+    if (need > opt_.max_context)
+      throw Error("prompt of " + std::to_string(a->pending.rows()) + " tokens plus max_tokens " +
+                  std::to_string(o.max_tokens) + " exceeds the context of " + std::to_string(opt_.max_context));
+    a->cache = model_.decoder().new_cache(need);
+    a->stream = std::make_unique<tok::StreamDecoder>(model_.tokenizer());
+    return a;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    // Image errors name the picture first (image/decode.h).
+    bool image_error = false;
+    for (const auto& im : a->req.images) image_error |= what.rfind(im.name, 0) == 0;
+    finish(*a, "error", image_error ? "bad_image" : "bad_request", what);
+    return nullptr;
+  }
+}
+
+void Scheduler::take_ready() {
+  std::deque<std::unique_ptr<Active>> ready;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ready.swap(ready_);
+  }
+  for (auto& a : ready) {
+    // Join the group with the fewest members, so the stages get batches of equal size.
+    std::vector<int> load(groups_.size(), 0);
+    for (const auto& b : active_) ++load[size_t(b->group)];
+    a->group = int(std::min_element(load.begin(), load.end()) - load.begin());
+    active_.push_back(std::move(a));
   }
 }
 
 void Scheduler::launch(int g) {
   const Decoder& dec = model_.decoder();
   const auto now = Clock::now();
+  bool drain_over = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    drain_over = draining_ && now > drain_deadline_;
+  }
   // Leave the batch at once when cancelled or past the deadline.
   for (auto& a : active_) {
     if (a->group != g || a->done) continue;
     if (a->ticket->cancelled()) finish(*a, "cancelled");
     else if (a->req.deadline && now > *a->req.deadline) finish(*a, "deadline");
-    else if (draining_ && now > drain_deadline_) finish(*a, "cancelled");
+    else if (drain_over) finish(*a, "cancelled");
   }
   prune();
   std::vector<Active*> members;
@@ -306,18 +338,18 @@ void Scheduler::collect(int g, const PipelineJob& job) {
 }
 
 void Scheduler::loop() {
+  std::thread admission([this] { admit_loop(); });
   for (;;) {
     bool ready = false;   // an idle group with members can step at once
     for (const auto& a : active_) ready |= !a->in_flight && !groups_[size_t(a->group)].in_flight;
-    const bool room = int(active_.size()) < opt_.max_active;
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (!ready)
         cv_.wait_for(lock, std::chrono::milliseconds(50),
-                     [&] { return stopping_ || n_finished_ > 0 || (room && !queue_.empty()); });
+                     [&] { return stopping_ || n_finished_ > 0 || !ready_.empty(); });
       if (stopping_) break;
     }
-    admit();
+    take_ready();
     for (size_t g = 0; g < groups_.size(); ++g) {
       std::shared_ptr<PipelineJob> job;
       {
@@ -330,6 +362,8 @@ void Scheduler::loop() {
     for (size_t g = 0; g < groups_.size(); ++g)
       if (!groups_[g].in_flight) launch(int(g));
   }
+  cv_.notify_all();
+  admission.join();   // it finishes the request it is preparing, then sees stopping_
   // Stopping: let the steps in the pipeline land (they write the caches), then
   // everything still here ends as cancelled.
   {
@@ -340,6 +374,7 @@ void Scheduler::loop() {
       return true;
     });
   }
+  take_ready();
   for (auto& a : active_) finish(*a, "cancelled");
   active_.clear();
   std::deque<Waiting> left;

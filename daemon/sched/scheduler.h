@@ -6,6 +6,10 @@
 // leaves its group as soon as it finishes, is cancelled or passes its deadline, and
 // its KV cache is freed then.
 //
+// Admission runs on its own thread: decoding and slicing a picture, the vision tower
+// and the prompt embedding happen there, so a large picture does not hold up the decode
+// steps of the requests already running (they still take turns on a shared device).
+//
 // Groups: one per pipeline stage (one without a pipeline). Their steps go through the
 // PipelineRunner independently, so while stage 1 runs group 0's step, stage 0 already
 // runs group 1's: with several requests in flight every stage stays busy.
@@ -49,13 +53,20 @@ class Scheduler {
 
  private:
   struct Active;
+  struct Waiting {
+    Request req;
+    std::shared_ptr<Ticket> ticket;
+    std::chrono::steady_clock::time_point queued_at;
+  };
   struct Group {
     std::vector<Active*> in_job;                 // members whose step is in flight
     std::shared_ptr<PipelineJob> finished;       // set by the runner (under mu_)
     bool in_flight = false;
   };
   void loop();
-  void admit();
+  void admit_loop();                             // the admission thread
+  std::unique_ptr<Active> prepare(Waiting w);    // null when it failed (already answered)
+  void take_ready();
   void launch(int group);                        // one step of the group's idle members
   void collect(int group, const PipelineJob& job);
   void finish(Active& a, const std::string& reason, const std::string& code = "", const std::string& msg = "");
@@ -65,17 +76,13 @@ class Scheduler {
   SchedulerOptions opt_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  struct Waiting {
-    Request req;
-    std::shared_ptr<Ticket> ticket;
-    std::chrono::steady_clock::time_point queued_at;
-  };
   std::deque<Waiting> queue_;
+  std::deque<std::unique_ptr<Active>> ready_;     // prepared, waiting to join a group (under mu_)
   std::vector<std::unique_ptr<Active>> active_;   // scheduler thread only
   std::unique_ptr<PipelineRunner> runner_;
   std::vector<Group> groups_;                     // in_job/in_flight: scheduler thread only
   int n_finished_ = 0;                            // groups with a finished job (under mu_)
-  std::atomic<uint32_t> n_active_{0};
+  std::atomic<uint32_t> n_active_{0};              // admitted (preparing, ready or active), not finished
   bool stopping_ = false, draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint32_t>> recent_;   // tokens per step

@@ -127,21 +127,29 @@ void Server::accept_next() {
         spdlog::warn("refusing a connection: {}", e.what());
         continue;
       }
+      // A session whose descriptor cannot be adopted is logged and dropped (fd closed).
+      auto open = [&](ipc::UniqueFd f) -> std::shared_ptr<Session> {
+        try {
+          auto s = std::make_shared<Session>(*this, std::move(f), cred);
+          sessions_.fetch_add(1);
+          return s;
+        } catch (const std::exception& e) {
+          spdlog::warn("dropping a connection from pid {}: {}", cred.pid, e.what());
+          return nullptr;
+        }
+      };
       if (!policy_.allows(cred)) {
         spdlog::warn("refused pid {} uid {} gid {}: not an allowed user or group", cred.pid, cred.uid, cred.gid);
-        sessions_.fetch_add(1);
-        std::make_shared<Session>(*this, std::move(fd), cred)
-            ->refuse(ipc::ErrorCode::not_allowed, "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
+        if (auto s = open(std::move(fd)))
+          s->refuse(ipc::ErrorCode::not_allowed, "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
         continue;
       }
       if (sessions_.load() >= cfg_.max_connections + 16) continue;   // beyond even a polite refusal: just close
       if (sessions_.load() >= cfg_.max_connections) {
-        sessions_.fetch_add(1);
-        std::make_shared<Session>(*this, std::move(fd), cred)->refuse(ipc::ErrorCode::busy, "too many connections");
+        if (auto s = open(std::move(fd))) s->refuse(ipc::ErrorCode::busy, "too many connections");
         continue;
       }
-      sessions_.fetch_add(1);
-      std::make_shared<Session>(*this, std::move(fd), cred)->start();
+      if (auto s = open(std::move(fd))) s->start();
     }
     accept_next();
   });

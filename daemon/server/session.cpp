@@ -10,124 +10,76 @@ namespace omni::server {
 namespace asio = boost::asio;
 using ipc::ErrorCode;
 
-Session::Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred)
-    : server_(server), sock_(server.io(), fd.release()), hello_timer_(server.io()), cred_(cred), reader_(server.limits()) {}
+namespace {
 
-Session::~Session() {
-  for (auto& [id, t] : requests_) t->cancel();
+ipc::AsioConnection::Socket adopt(asio::io_context& io, ipc::UniqueFd& fd) {
+  ipc::AsioConnection::Socket sock(io);
+  sock.assign(asio::local::stream_protocol(), fd.get());   // throws and leaves fd ours on failure
+  fd.release();
+  return sock;
 }
+
+}  // namespace
+
+Session::Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred)
+    : server_(server),
+      conn_(ipc::AsioConnection::create(adopt(server.io(), fd), server.limits(), server.config().max_outgoing_bytes)),
+      timer_(server.io()),
+      cred_(cred) {}
+
+Session::~Session() { cancel_requests(); }
 
 void Session::start() {
   spdlog::debug("client connected: pid {} uid {} gid {}", cred_.pid, cred_.uid, cred_.gid);
-  hello_timer_.expires_after(std::chrono::seconds(5));
-  hello_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+  auto self = shared_from_this();   // the connection's handlers keep the session until it closes
+  conn_->start([self](ipc::Frame&& f) { self->handle(std::move(f)); },
+               [self](const ipc::Error& why) { self->on_closed(why); });
+  timer_.expires_after(std::chrono::seconds(5));
+  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
     auto self = weak.lock();
     if (ec || !self || self->greeted_ || self->closed_) return;
-    self->send_error(0, ErrorCode::not_ready, "no hello within 5 s");
-    self->close_after_flush();
+    self->hang_up(0, ErrorCode::not_ready, "no hello within 5 s");
   });
-  read_more();
-}
-
-void Session::close() {
-  if (closed_) return;
-  closed_ = true;
-  // A client that is gone or misbehaving takes its requests with it: the scheduler
-  // drops them at its next step and frees their KV caches.
-  for (auto& [id, t] : requests_) t->cancel();
-  requests_.clear();
-  hello_timer_.cancel();
-  boost::system::error_code ec;
-  sock_.close(ec);
-  server_.session_closed();
 }
 
 void Session::refuse(ErrorCode code, const std::string& message) {
-  refusing_ = true;
+  refusing_ = true;   // frames are read and dropped until the client hangs up
+  start();
   send_error(0, code, message);
-  hello_timer_.expires_after(std::chrono::seconds(2));
-  hello_timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
-    if (auto self = weak.lock(); self && !ec) self->close();
+  timer_.expires_after(std::chrono::seconds(2));
+  timer_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    if (auto self = weak.lock(); self && !ec) self->conn_->close();
   });
-  read_more();   // discards input until the client hangs up
 }
 
-void Session::close_after_flush() {
-  closing_ = true;
+void Session::on_closed(const ipc::Error& why) {
+  if (closed_) return;
+  closed_ = true;
+  if (why.code == ErrorCode::busy)   // the client does not read: cancel its work rather than buffer
+    spdlog::warn("client pid {} is not reading its answers; closed it", cred_.pid);
+  // A client that is gone or misbehaving takes its requests with it: the scheduler drops
+  // them at its next step and frees their KV caches.
+  cancel_requests();
+  timer_.cancel();
+  server_.session_closed();
+}
+
+void Session::cancel_requests() {
   for (auto& [id, t] : requests_) t->cancel();
-  if (!writing_ && out_.empty()) close();
-  else flush();
-}
-
-void Session::read_more() {
-  if (closed_ || closing_) return;
-  sock_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->closed_) {
-      self->close();
-      return;
-    }
-    try {
-      for (;;) {
-        ipc::RecvResult r = ipc::recv_into(self->sock_.native_handle(), self->reader_, true);
-        if (r == ipc::RecvResult::eof) {
-          self->close();
-          return;
-        }
-        while (auto frame = self->reader_.next()) {
-          self->handle(std::move(*frame));
-          if (self->closed_ || self->closing_) return;
-        }
-        if (r == ipc::RecvResult::would_block) break;
-      }
-    } catch (const ipc::IpcError& e) {
-      // Framing is lost after a bad frame: say why, then hang up.
-      if (e.code() != ErrorCode::unavailable) {
-        self->send_error(0, e.code(), e.what());
-        self->close_after_flush();
-      } else {
-        self->close();
-      }
-      return;
-    }
-    self->read_more();
-  });
+  requests_.clear();
 }
 
 void Session::send(const ipc::Message& m) {
-  if (closed_) return;
-  std::vector<uint8_t> bytes = ipc::encode_message(m);
-  out_bytes_ += bytes.size();
-  out_.push_back(std::move(bytes));
-  if (out_bytes_ > server_.config().max_outgoing_bytes) {
-    // The client does not read: cancel its work rather than buffer without bound.
-    spdlog::warn("client pid {} is not reading its answers; closing it", cred_.pid);
-    close();
-    return;
-  }
-  flush();
+  if (!closed_) conn_->send(m);
 }
 
 void Session::send_error(uint64_t id, ErrorCode code, const std::string& message) {
   send(ipc::ErrorMsg{id, code, message});
 }
 
-void Session::flush() {
-  if (writing_ || out_.empty() || closed_) return;
-  writing_ = true;
-  asio::async_write(sock_, asio::buffer(out_.front()), [self = shared_from_this()](boost::system::error_code ec, size_t n) {
-    self->writing_ = false;
-    if (ec) {
-      self->close();
-      return;
-    }
-    self->out_bytes_ -= n;
-    self->out_.pop_front();
-    if (self->closing_ && self->out_.empty()) {
-      self->close();
-      return;
-    }
-    self->flush();
-  });
+void Session::hang_up(uint64_t id, ErrorCode code, const std::string& message) {
+  cancel_requests();
+  if (!closed_) conn_->send_and_close(ipc::ErrorMsg{id, code, message});
 }
 
 void Session::handle(ipc::Frame frame) {
@@ -142,14 +94,13 @@ void Session::handle(ipc::Frame frame) {
   }
   if (auto* h = std::get_if<ipc::Hello>(&msg)) {
     if (h->proto_major != ipc::kProtocolMajor) {
-      send_error(0, ErrorCode::unsupported_version,
-                 "protocol " + std::to_string(h->proto_major) + " not supported (server speaks " +
-                     std::to_string(ipc::kProtocolMajor) + ")");
-      close_after_flush();
+      hang_up(0, ErrorCode::unsupported_version,
+              "protocol " + std::to_string(h->proto_major) + " not supported (server speaks " +
+                  std::to_string(ipc::kProtocolMajor) + ")");
       return;
     }
     greeted_ = true;
-    hello_timer_.cancel();
+    timer_.cancel();
     ipc::HelloOk ok;
     ok.proto_minor = std::min(h->proto_minor, ipc::kProtocolMinor);
     ok.server_version = "omnid 0.1.0";
@@ -159,8 +110,7 @@ void Session::handle(ipc::Frame frame) {
     return;
   }
   if (!greeted_) {
-    send_error(0, ErrorCode::not_ready, std::string("'") + ipc::message_type(msg) + "' before the hello handshake");
-    close_after_flush();
+    hang_up(0, ErrorCode::not_ready, std::string("'") + ipc::message_type(msg) + "' before the hello handshake");
     return;
   }
   if (auto* g = std::get_if<ipc::Generate>(&msg)) {

@@ -315,3 +315,57 @@ TEST_CASE("unsealed or shrinkable memfds and absurd picture sizes are refused; t
   auto c = connected(d.socket());
   CHECK(c.status().active_requests == 0);
 }
+
+TEST_CASE("the session protocol: frames before hello, silent clients, too many connections", "[daemon]") {
+  test::DaemonProcess d({"--max-connections", "2"});
+  auto next = [](int fd, ipc::FrameReader& rd) { return ipc::decode_message(ipc::recv_frame(fd, rd, 10000), {}); };
+  auto hung_up = [](int fd) {
+    char b;
+    return ::recv(fd, &b, 1, 0) == 0;   // EOF: the daemon closed its end
+  };
+  SECTION("a request before hello gets not_ready, then the daemon hangs up") {
+    ipc::UniqueFd fd = ipc::connect_unix(d.socket());
+    ipc::FrameReader rd;
+    ipc::send_frame(fd.get(), ipc::encode_message(ipc::StatusRequest{1}), {}, 5000);
+    auto m = next(fd.get(), rd);
+    REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));
+    CHECK(std::get<ipc::ErrorMsg>(m).code == ipc::ErrorCode::not_ready);
+    CHECK(hung_up(fd.get()));
+  }
+  SECTION("a client that never says hello is told why after 5 s and let go") {
+    ipc::UniqueFd fd = ipc::connect_unix(d.socket());
+    ipc::FrameReader rd;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto m = next(fd.get(), rd);
+    REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));
+    CHECK(std::get<ipc::ErrorMsg>(m).code == ipc::ErrorCode::not_ready);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 4s);
+    CHECK(hung_up(fd.get()));
+  }
+  SECTION("beyond max_connections a client is refused with busy; a slot frees when one leaves") {
+    auto a = connected(d.socket());
+    a.connect();
+    auto b = connected(d.socket());
+    b.connect();
+    auto c = connected(d.socket());
+    try {
+      c.connect();
+      FAIL("a third connection was let in");
+    } catch (const sdk::Error& e) {
+      CHECK(e.code() == ipc::ErrorCode::busy);
+    }
+    a.close();   // the first connection leaves
+    bool in = false;
+    for (int i = 0; i < 50 && !in; ++i) {   // the daemon notices the hang-up asynchronously
+      try {
+        auto again = connected(d.socket());
+        again.connect();
+        in = true;
+      } catch (const sdk::Error&) {
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+    CHECK(in);
+  }
+  CHECK(d.alive());
+}

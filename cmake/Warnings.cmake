@@ -14,3 +14,10 @@ if(OMNI_SANITIZE)
                          -Wno-restrict -Wno-stringop-overflow -Wno-stringop-overread -Wno-array-bounds>)
   target_link_options(omni_flags INTERFACE ${_san})
 endif()
+if(OMNI_TSAN)
+  # ThreadSanitizer for the threaded parts (pipeline stages, scheduler, server); run with
+  # OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1, as libgomp and OpenBLAS are not instrumented.
+  # GCC warns that atomic_thread_fence (used by Boost.Asio) is not supported: not an error here.
+  target_compile_options(omni_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX,C>:-fsanitize=thread -Wno-tsan>)
+  target_link_options(omni_flags INTERFACE -fsanitize=thread)
+endif()

@@ -2,13 +2,25 @@
 # Sets up, builds and runs every test through ctest.
 #   scripts/test.sh              warnings as errors, RelWithDebInfo, build/
 #   scripts/test.sh --sanitize   the same under AddressSanitizer + UBSan, build-asan/
+#   scripts/test.sh --tsan       the threaded suites under ThreadSanitizer, build-tsan/
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$here"
 
 build=build
 extra=()
-if [ "${1:-}" = "--sanitize" ]; then
+targets=()
+tests=()
+if [ "${1:-}" = "--tsan" ]; then
+  # ThreadSanitizer over the threaded suites only (not part of CI: a developer check).
+  build=build-tsan
+  extra=(-DOMNI_TSAN=ON -DOMNI_CUDA=OFF -DOMNI_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g"
+         "-DCMAKE_C_FLAGS_DEBUG=-O1 -g")
+  targets=(--target test_plan test_sched test_daemon omnid omni)
+  tests=(-R "plan:|sched:|daemon:")
+  export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+  export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
+elif [ "${1:-}" = "--sanitize" ]; then
   build=build-asan
   # -O1: quick to compile, quick enough to run the numeric suites under the sanitizers.
   # Benchmarks are left out: nothing runs them here, and they cost CI build minutes.
@@ -18,8 +30,8 @@ fi
 
 scripts/setup.sh
 cmake -S . -B "$build" -G Ninja -DOMNI_WERROR=ON "${extra[@]}"
-cmake --build "$build" -j "$(nproc)"
+cmake --build "$build" -j "$(nproc)" "${targets[@]}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 900
+ctest --test-dir "$build" --output-on-failure -j "$(nproc)" --timeout 900 "${tests[@]}"

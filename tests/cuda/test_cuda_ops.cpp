@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <future>
 #include <random>
 #include <tuple>
 
@@ -14,6 +15,7 @@
 #include "kernels/device.h"
 #include "kernels/ops.h"
 #include "model/causal_lm.h"
+#include "model/pipeline_runner.h"
 #include "model/vision_config.h"
 #include "model/vision_tower.h"
 #include "model/weight_loader.h"
@@ -281,6 +283,48 @@ TEST_CASE("cuda decoder equals cpu: qwen3-tiny", "[cuda][model]") {
 TEST_CASE("cuda decoder equals cpu: llama-tiny", "[cuda][model]") {
   SKIP_WITHOUT_CUDA();
   check_decoder("llama-tiny");
+}
+
+TEST_CASE("cuda pipeline: two stages on one GPU with three batches in flight equal cpu", "[cuda][model]") {
+  SKIP_WITHOUT_CUDA();
+  // cuda:0,cuda:0: one device object, two stages, each on its own thread (taking turns).
+  const std::string dir = test::data("qwen2-tiny");
+  auto cpu = load_on(dir, "cpu:0");
+  auto gpu = CausalLm::load(dir, [&](const LlmConfig& cfg) {
+    DecoderPlacement p = DecoderPlacement::single(kernels::make_device(kernels::DeviceId::parse("cuda:0")), cfg.n_layers);
+    p.stage_starts = {0, cfg.n_layers / 2};
+    return p;
+  });
+  const Decoder& dec = gpu->decoder();
+  REQUIRE(dec.stages().size() == 2);
+  const std::vector<int32_t> ids = read_npy(dir + "/golden_input_ids.npy").as_int32();
+  const std::vector<std::vector<int32_t>> batches = {{ids.begin() + 1, ids.begin() + 9}, {ids.begin() + 3, ids.begin() + 20},
+                                                     {ids.begin() + 30, ids.begin() + 34}};
+  PipelineRunner runner(dec);
+  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<std::promise<std::shared_ptr<PipelineJob>>> done(batches.size());
+  for (size_t b = 0; b < batches.size(); ++b) {
+    auto job = std::make_shared<PipelineJob>();
+    caches.push_back(dec.new_cache(64));
+    job->seqs = {{caches.back().get(), int64_t(batches[b].size())}};
+    job->logit_rows = {int64_t(batches[b].size()) - 1};
+    {
+      std::lock_guard<std::mutex> lock(dec.placement().embed_device->exec_mutex());
+      job->hidden = dec.embed(batches[b]);
+    }
+    runner.submit(job, [&, b](const std::shared_ptr<PipelineJob>& j) { done[b].set_value(j); });
+  }
+  for (size_t b = 0; b < batches.size(); ++b) {
+    auto job = done[b].get_future().get();
+    REQUIRE_FALSE(job->error);
+    const Decoder& ref = cpu->decoder();
+    auto cache = ref.new_cache(64);
+    std::vector<float> want = prefill(ref, *cache, ref.embed(batches[b]), false);
+    const double e = test::rel_error(job->logits, want);
+    INFO("batch " << b << " relative error " << e);
+    CHECK(e < kTol);
+  }
+  CHECK(runner.stats().max_in_flight == 3);
 }
 
 TEST_CASE("cuda vision tower equals cpu: navit-siglip-tiny", "[cuda][model]") {

@@ -103,10 +103,12 @@ void serve(const ServeArgs& a) {
     srv.stop();
   });
   srv.run([] { server::notify_systemd("READY=1"); });
-  scheduler.reset();   // before the server's I/O context goes away
+  // The I/O loop may end (no work left) while the signal thread is still draining the
+  // scheduler: let it finish before the scheduler goes (found by ThreadSanitizer).
   const unsigned char zero = 0;
   (void)!::write(g_signal_pipe[1], &zero, 1);   // wakes the waiter if no signal came
   signals.join();
+  scheduler.reset();   // before the server's I/O context goes away
   spdlog::info("stopped");
 }
 

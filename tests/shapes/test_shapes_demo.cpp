@@ -78,12 +78,12 @@ TEST_CASE("shapes demo model answers the committed pictures through omnid run") 
                                           << pytorch << "', engine '" << got << "'");
     CHECK(rc == 0);
     CHECK(got == pytorch);  // the engine computes what the training script's model computes
-    if (got != expected) WARN("wrong answer (the model is right on about 70 % of fresh pictures)");
+    if (got != expected) WARN("wrong answer (the model is right on about 97 % of fresh pictures)");
     if (rc == 0 && got == expected) ++right;
   }
-  // The committed model is right on about 70 % of fresh pictures (docs/demo-model.md), 7 of these
-  // 12; chance is about 30 %. Raise this floor when a better-trained model lands.
-  CHECK(right * 2 >= int(cases.size()));
+  // The committed model is right on about 97 % of fresh pictures (docs/demo-model.md) and on all 12
+  // of these; chance is about 30 %. Allow one miss so that a retrained model of the same quality passes.
+  CHECK(right + 1 >= int(cases.size()));
 }
 
 TEST_CASE("shapes demo model folder is complete and small") {

@@ -3,9 +3,12 @@
 the Hugging Face layout the engine loads (config.json, preprocessor_config.json, tokenizer files,
 model.safetensors in F32).
 
-  OMP_NUM_THREADS=1 python3 tools/shapes/train.py --out models/shapes --minutes 45
+  OMP_NUM_THREADS=1 /usr/bin/python3 tools/shapes/train.py --out /tmp/shapes-stage1 --vision-only 1 \
+      --batch 24 --warmup 30 --minutes 12 --holdout 0
+  OMP_NUM_THREADS=1 /usr/bin/python3 tools/shapes/train.py --out /tmp/shapes-final \
+      --init-from /tmp/shapes-stage1 --seed 1235 --warmup 50 --minutes 36
 
-Fixed seed; one thread; progress is printed. See docs/demo-model.md.
+Defaults are those of stage 2. Fixed seeds; one thread; progress is printed. See docs/demo-model.md.
 """
 import argparse
 import json
@@ -75,22 +78,33 @@ def aux_targets(shapes):
 
 
 def patch_labels(img_size, ov_size, shapes, patch=14):
-    """Per-patch labels of the overview: 0 background, 4 shape body, 1+kind at the patch holding a
-    shape's centre (training-only dense signal for kind and count)."""
+    """Per-patch labels of the overview (training-only dense signal for kind and count):
+    kind[i] = 0 background or 1+kind of the shape covering most of patch i (4x4 sample points
+    per patch, true shape outline), centre[i] = 1 at the patch holding a shape's centre."""
     (w, h), (ow, oh) = img_size, ov_size
     gw, gh = ow // patch, oh // patch
     sx, sy = ow / w, oh / h
-    lab = np.zeros((gh, gw), dtype=np.int64)
-    cy = (np.arange(gh) + 0.5) * patch / sy
-    cx = (np.arange(gw) + 0.5) * patch / sx
-    for kind, _, (x0, y0, x1, y1) in shapes:
-        inside = (cy[:, None] >= y0) & (cy[:, None] < y1) & (cx[None, :] >= x0) & (cx[None, :] < x1)
-        lab[inside] = 4
-    for kind, _, (x0, y0, x1, y1) in shapes:
-        i = min(gh - 1, int((y0 + y1) / 2.0 * sy / patch))
-        j = min(gw - 1, int((x0 + x1) / 2.0 * sx / patch))
-        lab[i, j] = 1 + S.KINDS.index(kind)
-    return lab.reshape(-1)
+    sub = (np.arange(4) + 0.5) / 4 * patch
+    Y = ((np.arange(gh)[:, None] * patch + sub[None, :]) / sy)[:, None, :, None]  # [gh, 1, 4, 1]
+    X = ((np.arange(gw)[:, None] * patch + sub[None, :]) / sx)[None, :, None, :]  # [1, gw, 1, 4]
+    kind = np.zeros((gh, gw), dtype=np.int64)
+    centre = np.zeros((gh, gw), dtype=np.int64)
+    best = np.zeros((gh, gw))
+    for k, _, (x0, y0, x1, y1) in shapes:
+        s = x1 - x0
+        cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        if k == "circle":
+            inside = (X - cx) ** 2 + (Y - cy) ** 2 <= (s / 2.0) ** 2
+        elif k == "square":
+            inside = (X >= x0) & (X < x1) & (Y >= y0) & (Y < y1)
+        else:
+            inside = (Y >= y0) & (Y < y1) & (np.abs(X - cx) <= (Y - y0) / 2.0)
+        cov = inside.mean(axis=(2, 3))
+        upd = (cov > best) & (cov > 0)
+        kind[upd] = 1 + S.KINDS.index(k)
+        best = np.maximum(best, cov)
+        centre[min(gh - 1, int(cy * sy / patch)), min(gw - 1, int(cx * sx / patch))] = 1
+    return np.stack([kind.reshape(-1), centre.reshape(-1)])
 
 
 def build_batch(pipe, rng, n_pictures):
@@ -110,6 +124,21 @@ def build_batch(pipe, rng, n_pictures):
     return pieces, seqs, aux
 
 
+def build_overview_batch(pipe, rng, n_pictures):
+    """Stage 1 (--vision-only): the overviews only, with the auxiliary labels."""
+    c = pipe.cfg
+    pieces, aux = [], []
+    for i in range(n_pictures):
+        img, shapes = S.make_picture(rng)
+        grid = S.get_sliced_grid(img.size, c.max_slice_nums, c.scale_resolution)
+        ov = img.resize(S.find_best_resize(img.size, c.scale_resolution, c.patch, allow_upscale=grid is None),
+                        resample=S.Image.BICUBIC)
+        px = S.normalize(ov)
+        aux.append((i,) + aux_targets(shapes) + (patch_labels(img.size, ov.size, shapes),))
+        pieces.append(px)
+    return pieces, aux
+
+
 class AuxHeads(torch.nn.Module):
     """Training-only help: predict count / colour / kind straight from the resampler output of
     the overview, so the vision tower gets a direct signal early. Not part of the checkpoint."""
@@ -126,20 +155,41 @@ class AuxHeads(torch.nn.Module):
 
 
 class DenseHead(torch.nn.Module):
-    """Training-only: per-patch labels (background / kind-at-centre / body) from the tower output."""
+    """Training-only: per-patch labels of the overview from the tower output: the kind of the
+    shape covering the patch (or background), and whether the patch holds a shape's centre."""
 
     def __init__(self, d):
         super().__init__()
-        self.lin = torch.nn.Linear(d, 5)
-        self.register_buffer("w", torch.tensor([1.0, 10.0, 10.0, 10.0, 1.0]))
+        self.lin = torch.nn.Linear(d, 4 + 2)
+        self.register_buffer("wc", torch.tensor([1.0, 10.0]))
 
     def forward(self, vit_ov, aux):
-        logits, labels = [], []
+        logits, kinds, centres = [], [], []
         for b, a in enumerate(aux):
             lab = torch.from_numpy(a[4])
-            logits.append(self.lin(vit_ov[b, :lab.numel()]))
-            labels.append(lab)
-        return F.cross_entropy(torch.cat(logits), torch.cat(labels), weight=self.w)
+            logits.append(self.lin(vit_ov[b, :lab.shape[1]]))
+            kinds.append(lab[0])
+            centres.append(lab[1])
+        lg = torch.cat(logits)
+        return F.cross_entropy(lg[:, :4], torch.cat(kinds)) + F.cross_entropy(lg[:, 4:], torch.cat(centres), weight=self.wc)
+
+
+def wide_init(model, seed):
+    """Start the tower and resampler attention at unit-variance scale (std 1/sqrt(fan_in)), random
+    queries and a stronger position table, so attention is not uniform at the start (with the
+    0.02 init everywhere the tower learned shape kinds far too slowly)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    c = model.cfg
+    with torch.no_grad():
+        for l in model.vlayers:
+            for n in ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]:
+                w = getattr(l, n).weight
+                w.copy_(torch.randn(w.shape, generator=g) / w.shape[1] ** 0.5)
+        for w in [model.in_proj_weight, model.kv_proj.weight, model.out_proj.weight]:
+            w.copy_(torch.randn(w.shape, generator=g) / w.shape[1] ** 0.5)
+        model.query.copy_(torch.randn(model.query.shape, generator=g))
+        pe = S.sincos_2d(c.v_hidden, c.P, c.P).reshape(c.P * c.P, c.v_hidden)
+        model.position_embedding.weight.copy_(pe * 0.5)
 
 
 def forward_loss(pipe, model, pieces, seqs, aux=None, aux_heads=None, dense=None, slice_grad=True):
@@ -212,7 +262,7 @@ def holdout(pipe, n, seed):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(S.REPO, "models", "shapes"))
-    ap.add_argument("--minutes", type=float, default=45.0)
+    ap.add_argument("--minutes", type=float, default=36.0)
     ap.add_argument("--max-steps", type=int, default=100000)
     ap.add_argument("--batch", type=int, default=12, help="pictures per step (all their valid questions)")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -225,25 +275,31 @@ def main():
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--v-hidden", type=int, default=64)
     ap.add_argument("--v-inter", type=int, default=192)
-    ap.add_argument("--v-heads", type=int, default=2)
-    ap.add_argument("--v-layers", type=int, default=2)
+    ap.add_argument("--v-heads", type=int, default=4)
+    ap.add_argument("--v-layers", type=int, default=3)
     ap.add_argument("--v-image-size", type=int, default=448)
-    ap.add_argument("--scale-resolution", type=int, default=224)
+    ap.add_argument("--scale-resolution", type=int, default=112)
     ap.add_argument("--query-num", type=int, default=16)
     ap.add_argument("--save-every", type=float, default=5.0, help="minutes between checkpoints")
-    ap.add_argument("--holdout", type=int, default=200)
+    ap.add_argument("--holdout", type=int, default=300)
     ap.add_argument("--dense-aux", type=int, default=1, help="training-only per-patch head on the overview")
     ap.add_argument("--slice-grad", type=int, default=0, help="backpropagate into the tower through slices too")
     ap.add_argument("--init-from", default=None, help="continue from this model folder (same config)")
     ap.add_argument("--aux", type=float, default=1.0, help="weight of the training-only auxiliary heads")
+    ap.add_argument("--wide-init", type=int, default=1, help="unit-scale init of tower and resampler (see wide_init)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--vision-only", type=int, default=0,
+                    help="stage 1: train tower + resampler on the overviews with the auxiliary heads only")
     a = ap.parse_args()
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg, pre = make_configs(a)
     pipe = S.Pipeline(cfg_json=cfg, pre_json=pre, tok_path=os.path.join(S.REF_DIR, "tokenizer.json"))
     model = pipe.model
     model.init_weights(a.seed)
+    if a.wide_init:
+        wide_init(model, a.seed)
     if a.init_from:
         model.load_hf(S.read_safetensors(os.path.join(a.init_from, "model.safetensors")))
         print("continuing from %s" % a.init_from, flush=True)
@@ -253,6 +309,14 @@ def main():
 
     aux_heads = AuxHeads(a.query_num, a.hidden) if a.aux > 0 else None
     dense = DenseHead(a.v_hidden) if a.dense_aux else None
+    heads_file = os.path.join(a.init_from, "train_heads.pt") if a.init_from else None
+    if heads_file and os.path.exists(heads_file):
+        st = torch.load(heads_file)
+        if aux_heads is not None and "aux" in st:
+            aux_heads.load_state_dict(st["aux"])
+        if dense is not None and "dense" in st:
+            dense.load_state_dict(st["dense"])
+        print("auxiliary heads from %s" % heads_file, flush=True)
     named = list(model.named_parameters()) + (list(aux_heads.named_parameters()) if aux_heads else []) + \
         (list(dense.named_parameters()) if dense else [])
     decay = [p for n, p in named if p.dim() >= 2 and "embed" not in n]
@@ -275,10 +339,16 @@ def main():
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        pieces, seqs, aux = build_batch(pipe, rng, a.batch)
         pictures += a.batch
         model.train()
-        loss, acc, aux_loss = forward_loss(pipe, model, pieces, seqs, aux, aux_heads, dense, bool(a.slice_grad))
+        if a.vision_only:
+            pieces, aux = build_overview_batch(pipe, rng, a.batch)
+            vis_ov, vit_ov = model.encode_pieces(pieces, return_vit=True)
+            loss = aux_heads(vis_ov, aux) + dense(vit_ov, aux)
+            aux_loss, acc = None, 0.0
+        else:
+            pieces, seqs, aux = build_batch(pipe, rng, a.batch)
+            loss, acc, aux_loss = forward_loss(pipe, model, pieces, seqs, aux, aux_heads, dense, bool(a.slice_grad))
         opt.zero_grad(set_to_none=True)
         (loss + a.aux * aux_loss if aux_loss is not None else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -297,6 +367,8 @@ def main():
             print("  saved %s" % a.out, flush=True)
     model.eval()
     write_model_dir(a.out, cfg, pre, model)
+    if a.vision_only:
+        torch.save({"aux": aux_heads.state_dict(), "dense": dense.state_dict()}, os.path.join(a.out, "train_heads.pt"))
     print("done: %d steps, %d pictures, %.1f min; saved %s" % (step, pictures, (time.time() - t0) / 60, a.out),
           flush=True)
     if a.holdout:

@@ -35,26 +35,11 @@ DecoderPlacement DecoderPlacement::tensor_parallel(const std::vector<std::shared
   return p;
 }
 
-namespace {
-
-// Tensor parallelism splits whole heads (and their KV heads) and MLP columns evenly.
-void check_tensor_split(const LlmConfig& c, int n) {
-  if (c.n_heads % n || c.n_kv_heads % n)
-    throw Error("tensor parallel over " + std::to_string(n) + " devices: the " + std::to_string(c.n_heads) +
-                " attention heads and " + std::to_string(c.n_kv_heads) + " KV heads must both divide by " +
-                std::to_string(n) + " (use pipeline, or a device count that divides them)");
-  if (c.ffn % n)
-    throw Error("tensor parallel over " + std::to_string(n) + " devices: intermediate_size " + std::to_string(c.ffn) +
-                " does not divide by " + std::to_string(n));
-}
-
-}  // namespace
-
 Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefix, DecoderPlacement placement)
     : cfg_(cfg), place_(std::move(placement)) {
   ranks_ = place_.tp_size();
   if (ranks_ > 1) {
-    check_tensor_split(cfg_, ranks_);
+    cfg_.check_tensor_split(ranks_);
     const auto& r0 = place_.tp_devices.front();
     if (place_.layer_devices.empty()) place_.layer_devices.assign(size_t(cfg_.n_layers), r0);
     if (!place_.embed_device) place_.embed_device = r0;

@@ -107,4 +107,14 @@ int64_t LlmConfig::layer_params() const {
   return attn + 3 * int64_t(hidden) * ffn + 2 * int64_t(hidden);
 }
 
+void LlmConfig::check_tensor_split(int n) const {
+  if (n_heads % n || n_kv_heads % n)
+    throw Error("tensor parallel over " + std::to_string(n) + " devices: the " + std::to_string(n_heads) +
+                " attention heads and " + std::to_string(n_kv_heads) + " KV heads must both divide by " +
+                std::to_string(n) + " (use pipeline, or a device count that divides them)");
+  if (ffn % n)
+    throw Error("tensor parallel over " + std::to_string(n) + " devices: intermediate_size " + std::to_string(ffn) +
+                " does not divide by " + std::to_string(n));
+}
+
 }  // namespace omni

@@ -45,6 +45,9 @@ struct LlmConfig {
   int64_t kv_width() const { return int64_t(n_kv_heads) * head_dim; }
   // Parameter bytes of one decoder layer / of the embeddings and head, at `elem` bytes each.
   int64_t layer_params() const;
+  // Tensor parallelism over n ranks splits whole heads (with their KV heads) and MLP
+  // columns evenly; throws naming the numbers when they do not divide.
+  void check_tensor_split(int n) const;
   int64_t embed_params() const { return int64_t(vocab) * hidden; }
   int64_t head_params() const { return tie_embeddings ? 0 : int64_t(vocab) * hidden; }
 };

@@ -70,6 +70,10 @@ class Planner {
   void budgets(const std::vector<DeviceId>& ids);
   Plan pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay) const;
   Plan tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) const;
+  // The vision tower and resampler on `d`: components, weights, workspace, cost.
+  void add_vision(DevicePlan& d, int64_t& weights, int64_t& ws) const;
+  // Element counts to bytes in d's dtype, and what d offers.
+  void set_bytes(DevicePlan& d, int64_t weights, int64_t kv, int64_t ws) const;
   Plan pipeline(const std::vector<DeviceId>& ids);
   Plan tensor(const std::vector<DeviceId>& ids);
   std::vector<int> balanced_counts(const std::vector<DeviceId>& ids, int vision_entry, bool check_memory) const;
@@ -164,7 +168,6 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
   for (size_t e = 0; e < ids.size(); ++e) {
     DevicePlan d;
     d.id = ids[e];
-    const int64_t eb = elem_bytes(d.id);
     const int n = lay.counts[e];
     int64_t weights = 0, kv = 0, ws = 0;
     if (n > 0) {
@@ -189,21 +192,28 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
       ws += cm_.head_workspace_elems();
       d.cost += cm_.lm_head_cost();
     }
-    if (int(e) == lay.vision_entry) {
-      d.components.push_back("vision");
-      d.components.push_back("resampler");
-      weights += cm_.vision_params() + cm_.resampler_params();
-      ws = std::max(ws, cm_.vision_workspace_elems());
-      d.cost += cm_.vision_cost();
-    }
-    d.weight_bytes = weights * eb;
-    d.kv_bytes = kv * eb;
-    d.workspace_bytes = ws * eb;
-    d.available_bytes = avail_.at(d.id.str());
+    if (int(e) == lay.vision_entry) add_vision(d, weights, ws);
+    set_bytes(d, weights, kv, ws);
     p.devices.push_back(std::move(d));
   }
   p.max_memory = o_.max_memory;
   return p;
+}
+
+void Planner::add_vision(DevicePlan& d, int64_t& weights, int64_t& ws) const {
+  d.components.push_back("vision");
+  d.components.push_back("resampler");
+  weights += cm_.vision_params() + cm_.resampler_params();
+  ws = std::max(ws, cm_.vision_workspace_elems());
+  d.cost += cm_.vision_cost();
+}
+
+void Planner::set_bytes(DevicePlan& d, int64_t weights, int64_t kv, int64_t ws) const {
+  const int64_t eb = elem_bytes(d.id);
+  d.weight_bytes = weights * eb;
+  d.kv_bytes = kv * eb;
+  d.workspace_bytes = ws * eb;
+  d.available_bytes = avail_.at(d.id.str());
 }
 
 Plan Planner::tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) const {
@@ -215,7 +225,6 @@ Plan Planner::tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) co
   for (int r = 0; r < tp; ++r) {
     DevicePlan d;
     d.id = ids[size_t(r)];
-    const int64_t eb = elem_bytes(d.id);
     d.first_layer = 0;
     d.last_layer = N - 1;
     int64_t weights = N * cm_.layer_params(tp), ws = cm_.layer_workspace_elems(tp);
@@ -226,17 +235,8 @@ Plan Planner::tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) co
       ws += cm_.head_workspace_elems();
       d.cost += cm_.lm_head_cost();
     }
-    if (r == vision_entry) {
-      d.components.push_back("vision");
-      d.components.push_back("resampler");
-      weights += cm_.vision_params() + cm_.resampler_params();
-      ws = std::max(ws, cm_.vision_workspace_elems());
-      d.cost += cm_.vision_cost();
-    }
-    d.weight_bytes = weights * eb;
-    d.kv_bytes = N * cm_.kv_elems_per_layer(tp) * eb;
-    d.workspace_bytes = ws * eb;
-    d.available_bytes = avail_.at(d.id.str());
+    if (r == vision_entry) add_vision(d, weights, ws);
+    set_bytes(d, weights, N * cm_.kv_elems_per_layer(tp), ws);
     p.devices.push_back(std::move(d));
   }
   p.max_memory = o_.max_memory;
@@ -373,14 +373,7 @@ Plan Planner::tensor(const std::vector<DeviceId>& ids) {
   for (const auto& d : ids)
     if (!distinct.insert(d.str()).second)
       throw Error("tensor parallel needs distinct devices; " + d.str() + " is listed twice");
-  const LlmConfig& c = m_.llm;
-  if (c.n_heads % tp || c.n_kv_heads % tp)
-    throw Error("tensor parallel over " + std::to_string(tp) + " devices: the " + std::to_string(c.n_heads) +
-                " attention heads and " + std::to_string(c.n_kv_heads) + " KV heads must both divide by " +
-                std::to_string(tp) + " (use pipeline, or a device count that divides them)");
-  if (c.ffn % tp)
-    throw Error("tensor parallel over " + std::to_string(tp) + " devices: intermediate_size " + std::to_string(c.ffn) +
-                " does not divide by " + std::to_string(tp));
+  m_.llm.check_tensor_split(tp);
   std::optional<Plan> best;
   int64_t best_room = 0;
   for (int v : vision_candidates(ids)) {

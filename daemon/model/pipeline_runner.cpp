@@ -86,26 +86,24 @@ bool PipelineRunner::run_stage(int stage, Item& item) {
   mark_busy(stage, 0, +1);
   try {
     const auto& dev = stages[size_t(stage)].device;
+    const bool last = stage + 1 == int(stages.size());
     {
       std::lock_guard<std::mutex> lock(dev->exec_mutex());
       job.hidden = dec_.forward_stage(stage, std::move(job.hidden), job.seqs);
-      dev->synchronize();   // the next stage reads this from another thread (and stream)
+      if (last) {   // keep only the rows whose logits are wanted
+        Tensor sel = Tensor::empty(dev, job.hidden.dtype(), {int64_t(job.logit_rows.size()), job.hidden.cols()});
+        for (size_t i = 0; i < job.logit_rows.size(); ++i) {
+          Tensor dst = sel.rows_view(int64_t(i), 1);
+          dev->ops().copy(job.hidden.rows_view(job.logit_rows[i], 1), dst);
+        }
+        job.hidden = sel;
+      }
+      dev->synchronize();   // the next stage (or the head device) reads this from another thread
     }
-    if (stage + 1 == int(stages.size())) {   // last stage: caches advance, then the logits
+    if (last) {   // caches advance, then the logits on the head device (Decoder::logits moves the rows there)
       Decoder::advance(job.seqs);
-      const auto& head = dec_.placement().head_device;
-      std::lock_guard<std::mutex> lock(head->exec_mutex());
-      Tensor out = job.hidden;
-      if (&out.device() != head.get()) {
-        out = Tensor::empty(head, head->compute_dtype(), job.hidden.shape());
-        kernels::copy_between(job.hidden, out);
-      }
-      Tensor sel = Tensor::empty(head, out.dtype(), {int64_t(job.logit_rows.size()), out.cols()});
-      for (size_t i = 0; i < job.logit_rows.size(); ++i) {
-        Tensor dst = sel.rows_view(int64_t(i), 1);
-        head->ops().copy(out.rows_view(job.logit_rows[i], 1), dst);
-      }
-      job.logits = dec_.logits(sel);
+      std::lock_guard<std::mutex> lock(dec_.placement().head_device->exec_mutex());
+      job.logits = dec_.logits(job.hidden);
       job.hidden = {};
     }
   } catch (...) {

@@ -88,6 +88,8 @@ void AsioConnection::close() {
   });
 }
 
+void AsioConnection::close_now() { finish(Error{ErrorCode::ok, "closed by server"}); }
+
 void AsioConnection::enqueue(std::vector<uint8_t> bytes, bool close_after) {
   if (closed_ || close_after_flush_) return;
   queued_bytes_ += bytes.size();

@@ -50,6 +50,10 @@ class AsioConnection : public std::enable_shared_from_this<AsioConnection> {
   void send_and_close(const Message& m);
   /// Close now (any thread); pending writes are dropped.
   void close();
+  /// Close at once, inline: only on the executor's thread, or once its io_context has
+  /// stopped (a server's last clean-up). The close handler runs before this returns,
+  /// which releases whatever the handlers held (a session owning this connection).
+  void close_now();
   std::size_t queued_bytes() const noexcept { return queued_bytes_; }
 
  private:

@@ -114,6 +114,11 @@ std::string Server::prometheus_text() const {
 
 void Server::session_closed() { sessions_.fetch_sub(1); }
 
+void Server::track(const std::shared_ptr<Session>& s) {
+  std::erase_if(live_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+  live_.push_back(s);
+}
+
 void Server::accept_next() {
   listener_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
     if (ec || stopping_) return;
@@ -132,6 +137,7 @@ void Server::accept_next() {
         try {
           auto s = std::make_shared<Session>(*this, std::move(f), cred);
           sessions_.fetch_add(1);
+          track(s);
           return s;
         } catch (const std::exception& e) {
           spdlog::warn("dropping a connection from pid {}: {}", cred.pid, e.what());
@@ -165,6 +171,11 @@ void Server::run(const std::function<void()>& on_ready) {
   spdlog::info("serving {} on {}", model_.name(), cfg_.socket);
   if (on_ready) on_ready();
   io_.run();
+  // The loop has ended (stop()): close what is still open, here, so no session and
+  // connection keep each other alive past the server.
+  for (auto& w : live_)
+    if (auto s = w.lock()) s->close_now();
+  live_.clear();
 }
 
 void Server::stop() {
@@ -179,7 +190,14 @@ void Server::stop() {
   // Let running requests finish (their frames still flow through the I/O thread).
   sched_.drain(std::chrono::steady_clock::now() +
                std::chrono::milliseconds(int64_t(cfg_.drain_seconds * 1000)));
-  asio::post(io_, [this] { io_.stop(); });
+  // Tell each client why it is being dropped, give the goodbyes a moment to be written,
+  // then end the loop (run() closes whatever is left).
+  asio::post(io_, [this] {
+    for (auto& w : live_)
+      if (auto s = w.lock()) s->say_goodbye();
+    goodbye_timer_ = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(200));
+    goodbye_timer_->async_wait([this](boost::system::error_code) { io_.stop(); });
+  });
 }
 
 }  // namespace omni::server

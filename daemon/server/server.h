@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ipc/messages.h"
 #include "ipc/socket.h"
@@ -40,6 +41,8 @@ class Server {
 
  private:
   void accept_next();
+  // Remembers a session so shutdown can reach it (I/O thread only).
+  void track(const std::shared_ptr<Session>& s);
   ServerConfig cfg_;
   ChatModel& model_;
   sched::Scheduler& sched_;
@@ -52,6 +55,10 @@ class Server {
   std::atomic<int> sessions_{0};
   std::atomic<bool> stopping_{false};
   std::unique_ptr<class MetricsHttp> metrics_;
+  // Open sessions (I/O thread only). A session and its connection own each other until
+  // the connection closes, so shutdown must close every one of them or they leak.
+  std::vector<std::weak_ptr<Session>> live_;
+  std::unique_ptr<boost::asio::steady_timer> goodbye_timer_;
 };
 
 }  // namespace omni::server

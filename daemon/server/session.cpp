@@ -52,6 +52,12 @@ void Session::refuse(ErrorCode code, const std::string& message) {
   });
 }
 
+void Session::say_goodbye() { hang_up(0, ErrorCode::not_ready, "omnid is shutting down"); }
+
+void Session::close_now() {
+  if (!closed_) conn_->close_now();
+}
+
 void Session::on_closed(const ipc::Error& why) {
   if (closed_) return;
   closed_ = true;

@@ -29,6 +29,11 @@ class Session : public std::enable_shared_from_this<Session> {
   // ignoring what it sends meanwhile: closing at once could destroy the error frame
   // before the client reads it.
   void refuse(ipc::ErrorCode code, const std::string& message);
+  // Daemon shutdown: tells the client why and hangs up once that is written.
+  void say_goodbye();
+  // Closes inline (I/O thread, or after the I/O loop has ended); breaks the
+  // session <-> connection ownership so nothing outlives the server.
+  void close_now();
 
  private:
   void handle(ipc::Frame frame);

@@ -105,7 +105,7 @@ double pipelined_decode(const Decoder& dec, std::vector<std::unique_ptr<KvCache>
       job->logit_rows.push_back(int64_t(i));
     }
     {
-      std::lock_guard<std::mutex> lock(dec.placement().embed_device->exec_mutex());
+      std::lock_guard<kernels::TurnLock> lock(dec.placement().embed_device->exec_mutex());
       job->hidden = dec.embed(std::vector<int32_t>(per, 1));
     }
     runner.submit(job, [&, g](const std::shared_ptr<PipelineJob>& j) {

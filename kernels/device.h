@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dtype.h"
+#include "turn_lock.h"
 
 namespace omni::kernels {
 
@@ -48,11 +49,12 @@ class Device {
   virtual void synchronize() {}
   // Host threads that issue work on this device concurrently (pipeline stage threads, the
   // scheduler encoding a picture) hold this while they do: a device's Ops keep per-device
-  // state (cuBLAS handle, workspace, staging) that is not for concurrent use.
-  std::mutex& exec_mutex() const { return exec_mu_; }
+  // state (cuBLAS handle, workspace, staging) that is not for concurrent use. Turns are
+  // taken in arrival order (turn_lock.h).
+  TurnLock& exec_mutex() const { return exec_mu_; }
 
  private:
-  mutable std::mutex exec_mu_;
+  mutable TurnLock exec_mu_;
 };
 
 // Creates the device named by `id`. memory_cap 0 means "what the device has".

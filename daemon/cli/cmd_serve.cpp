@@ -44,6 +44,7 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--split")) c.split = f.split;
   if (given("--vision-device")) c.vision_device = f.vision_device;
   if (given("--max-active")) c.max_active = f.max_active;
+  if (given("--max-batch-tokens")) c.max_batch_tokens = f.max_batch_tokens;
   if (given("--max-queue")) c.max_queue = f.max_queue;
   if (given("--max-context")) c.max_context = f.max_context;
   if (given("--max-connections")) c.max_connections = f.max_connections;
@@ -87,6 +88,7 @@ void serve(const ServeArgs& a) {
 
   sched::SchedulerOptions so;
   so.max_active = cfg.max_active;
+  so.max_batch_tokens = cfg.max_batch_tokens;
   so.max_queue = cfg.max_queue;
   so.max_context = cfg.max_context;
   auto scheduler = std::make_unique<sched::Scheduler>(*model, so);
@@ -130,6 +132,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--split", f.split, "Pipeline layer shares per listed device, e.g. 3,1");
   cmd->add_option("--vision-device", f.vision_device, "Device for the vision tower and resampler");
   cmd->add_option("--max-active", f.max_active, "Requests decoding together");
+  cmd->add_option("--max-batch-tokens", f.max_batch_tokens,
+                  "Rows per decoder step: running requests one each, prompts the rest (longer ones in chunks)");
   cmd->add_option("--max-queue", f.max_queue, "Waiting requests before answering busy");
   cmd->add_option("--max-context", f.max_context, "Prompt plus generated tokens per request");
   cmd->add_option("--max-connections", f.max_connections, "Simultaneous client connections");

@@ -181,7 +181,8 @@ std::vector<float> ChatModel::piece_pixels(const image::Image& piece) const {
   return image::normalize_chw(piece, pre_.norm_mean, pre_.norm_std);
 }
 
-std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const ChatPrompt& prompt) {
+std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const ChatPrompt& prompt,
+                                                                          kernels::TurnLock* turns) {
   std::vector<std::shared_ptr<const VisionEmbeds>> out;
   for (const auto& im : prompt.images) {
     if (auto hit = cache_->find(im.cache_key)) {
@@ -194,6 +195,8 @@ std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const 
     e->rows_per_piece = pre_.image_feature_size;
     e->width = config().hidden;
     for (const auto& piece : im.sliced.pieces) {
+      std::unique_lock<kernels::TurnLock> turn;
+      if (turns) turn = std::unique_lock<kernels::TurnLock>(*turns);
       kernels::Tensor feats = tower_->encode(piece_pixels(piece), piece.height, piece.width);
       const int ps = pre_.slice.patch_size;
       std::vector<float> rows = resampler_->forward(feats, piece.height / ps, piece.width / ps).to_host();

@@ -75,7 +75,10 @@ class ChatModel {
   // Decodes and slices the pictures, applies the chat template and tokenizes.
   ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question) const;
   // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
-  std::vector<std::shared_ptr<const VisionEmbeds>> encode_images(const ChatPrompt& prompt);
+  // `turns`: the vision device's lock, taken for one piece at a time so that decode steps
+  // sharing the device get their turns between pieces (the daemon's scheduler).
+  std::vector<std::shared_ptr<const VisionEmbeds>> encode_images(const ChatPrompt& prompt,
+                                                                 kernels::TurnLock* turns = nullptr);
   // Token embeddings of the prompt with the picture rows written over the <unk> runs.
   kernels::Tensor embed_prompt(const ChatPrompt& prompt,
                                const std::vector<std::shared_ptr<const VisionEmbeds>>& vision) const;

@@ -88,9 +88,11 @@ bool PipelineRunner::run_stage(int stage, Item& item) {
     const auto& dev = stages[size_t(stage)].device;
     const bool last = stage + 1 == int(stages.size());
     {
-      std::lock_guard<std::mutex> lock(dev->exec_mutex());
+      std::lock_guard<kernels::TurnLock> lock(dev->exec_mutex());
       job.hidden = dec_.forward_stage(stage, std::move(job.hidden), job.seqs);
-      if (last) {   // keep only the rows whose logits are wanted
+      if (last && job.logit_rows.empty()) {   // only prompt chunks: nothing to score
+        job.hidden = {};
+      } else if (last) {   // keep only the rows whose logits are wanted
         Tensor sel = Tensor::empty(dev, job.hidden.dtype(), {int64_t(job.logit_rows.size()), job.hidden.cols()});
         for (size_t i = 0; i < job.logit_rows.size(); ++i) {
           Tensor dst = sel.rows_view(int64_t(i), 1);
@@ -102,8 +104,8 @@ bool PipelineRunner::run_stage(int stage, Item& item) {
     }
     if (last) {   // caches advance, then the logits on the head device (Decoder::logits moves the rows there)
       Decoder::advance(job.seqs);
-      std::lock_guard<std::mutex> lock(dec_.placement().head_device->exec_mutex());
-      job.logits = dec_.logits(job.hidden);
+      std::lock_guard<kernels::TurnLock> lock(dec_.placement().head_device->exec_mutex());
+      if (!job.logit_rows.empty()) job.logits = dec_.logits(job.hidden);   // none: only prompt chunks
       job.hidden = {};
     }
   } catch (...) {

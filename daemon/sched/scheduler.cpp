@@ -25,6 +25,8 @@ struct Scheduler::Active {
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<tok::StreamDecoder> stream;
   kernels::Tensor pending;          // prompt embeddings until the prefill has run
+  int64_t prefilled = 0;            // rows of `pending` already in the KV cache
+  int64_t step_rows = 0;            // rows it has in its group's step now
   int32_t last_token = -1;
   std::vector<int32_t> generated;
   std::string text;                 // answer so far, for stop strings
@@ -37,6 +39,7 @@ struct Scheduler::Active {
 };
 
 Scheduler::Scheduler(ChatModel& model, SchedulerOptions opt) : model_(model), opt_(opt) {
+  if (opt_.max_batch_tokens < 1) throw Error("scheduler: max_batch_tokens must be at least 1");
   runner_ = std::make_unique<PipelineRunner>(model_.decoder());
   groups_.resize(size_t(runner_->n_stages()));
   thread_ = std::thread([this] { loop(); });
@@ -124,6 +127,10 @@ void Scheduler::finish(Active& a, const std::string& reason, const std::string& 
   cv_.notify_all();   // a slot is free: the admission thread may take the next request
 }
 
+bool Scheduler::samples(const Active& a) {
+  return !a.pending.defined() || a.prefilled + a.step_rows == a.pending.rows();
+}
+
 void Scheduler::prune() {
   active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& a) { return a->done; }), active_.end());
 }
@@ -170,13 +177,11 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
     a->sampler = std::make_unique<Sampler>(o.sampling);
     ChatPrompt prompt = model_.prepare(a->req.images, a->req.question);
     // Device work shares the devices with the pipeline's stage threads: take turns.
-    std::vector<std::shared_ptr<const VisionEmbeds>> vision;
+    // The vision device is taken one picture piece at a time, so decode steps on it
+    // get their turns in between.
+    std::vector<std::shared_ptr<const VisionEmbeds>> vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
     {
-      std::lock_guard<std::mutex> lock(vision_dev.exec_mutex());
-      vision = model_.encode_images(prompt);
-    }
-    {
-      std::lock_guard<std::mutex> lock(embed_dev.exec_mutex());
+      std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
       a->pending = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
     }
     a->result.prompt_tokens = uint32_t(a->pending.rows());
@@ -229,30 +234,43 @@ void Scheduler::launch(int g) {
     else if (drain_over) finish(*a, "cancelled");
   }
   prune();
+  // One batch: one token of every running request, then prompt chunks in arrival order
+  // within max_batch_tokens (at least one row, so a prompt always advances).
   std::vector<Active*> members;
+  int64_t budget = opt_.max_batch_tokens;
   for (auto& a : active_)
-    if (a->group == g) members.push_back(a.get());
+    if (a->group == g && !a->pending.defined()) {
+      a->step_rows = 1;
+      members.push_back(a.get());
+      --budget;
+    }
+  budget = std::max<int64_t>(budget, 1);
+  for (auto& a : active_) {
+    if (a->group != g || !a->pending.defined() || budget == 0) continue;
+    a->step_rows = std::min(budget, a->pending.rows() - a->prefilled);
+    budget -= a->step_rows;
+    members.push_back(a.get());
+  }
   if (members.empty()) return;
 
-  // One batch: prompts of new requests, one token of the others.
   auto job = std::make_shared<PipelineJob>();
   int64_t rows = 0;
   for (Active* a : members) {
-    const int64_t n = a->pending.defined() ? a->pending.rows() : 1;
-    job->seqs.push_back({a->cache.get(), n});
-    rows += n;
+    job->seqs.push_back({a->cache.get(), a->step_rows});
+    rows += a->step_rows;
   }
   try {
     const auto& edev = dec.placement().embed_device;
-    std::lock_guard<std::mutex> lock(edev->exec_mutex());
+    std::lock_guard<kernels::TurnLock> lock(edev->exec_mutex());
     job->hidden = kernels::Tensor::empty(edev, edev->compute_dtype(), {rows, dec.config().hidden});
     int64_t r = 0;
     for (Active* a : members) {
-      kernels::Tensor src = a->pending.defined() ? a->pending : dec.embed({a->last_token});
+      kernels::Tensor src = a->pending.defined() ? a->pending.rows_view(a->prefilled, a->step_rows)
+                                                 : dec.embed({a->last_token});
       kernels::Tensor dst = job->hidden.rows_view(r, src.rows());
       kernels::copy_between(src, dst);
       r += src.rows();
-      job->logit_rows.push_back(r - 1);
+      if (samples(*a)) job->logit_rows.push_back(r - 1);   // a partial prompt chunk needs no logits
     }
   } catch (const std::exception& e) {
     spdlog::error("batch step failed: {}", e.what());
@@ -295,13 +313,17 @@ void Scheduler::collect(int g, const PipelineJob& job) {
   const int V = model_.decoder().config().vocab;
   const std::vector<int32_t> stops = model_.stop_ids();
   uint32_t produced = 0;
-  for (size_t i = 0; i < members.size(); ++i) {
-    Active& a = *members[i];
+  size_t row = 0;   // logit rows exist only for members that sample (see launch)
+  for (Active* m : members) {
+    Active& a = *m;
+    const bool sample = samples(a);
     if (a.pending.defined()) {
+      a.prefilled += a.step_rows;
+      if (!sample) continue;   // more of the prompt next step
       a.pending = {};
       a.prefilled_at = Clock::now();
     }
-    const int32_t tok = a.sampler->next(job.logits.data() + i * size_t(V), V, a.generated);
+    const int32_t tok = a.sampler->next(job.logits.data() + row++ * size_t(V), V, a.generated);
     a.generated.push_back(tok);
     a.last_token = tok;
     ++produced;

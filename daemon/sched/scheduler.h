@@ -8,7 +8,13 @@
 //
 // Admission runs on its own thread: decoding and slicing a picture, the vision tower
 // and the prompt embedding happen there, so a large picture does not hold up the decode
-// steps of the requests already running (they still take turns on a shared device).
+// steps of the requests already running (on a shared device they take turns, one
+// picture piece at a time, in arrival order).
+//
+// Chunked prefill: a step carries at most max_batch_tokens rows. Running requests take
+// one row each first; prompts fill what is left, oldest first, and a prompt longer than
+// that is prefilled over several steps. A long prompt (a picture is hundreds of rows)
+// thus delays the running streams by one chunk at a time, not by its whole length.
 //
 // Groups: one per pipeline stage (one without a pipeline). Their steps go through the
 // PipelineRunner independently, so while stage 1 runs group 0's step, stage 0 already
@@ -29,6 +35,7 @@ struct SchedulerOptions {
   int max_active = 16;     // sequences decoding together
   int max_queue = 64;      // waiting requests before "busy"
   int max_context = 8192;  // prompt + generated tokens per request
+  int max_batch_tokens = 512;   // rows per step (prefill chunks + one per running request)
 };
 
 struct Stats {
@@ -71,6 +78,8 @@ class Scheduler {
   void collect(int group, const PipelineJob& job);
   void finish(Active& a, const std::string& reason, const std::string& code = "", const std::string& msg = "");
   void prune();
+  // Whether its current step ends with a token to sample (not a partial prompt chunk).
+  static bool samples(const Active& a);
 
   ChatModel& model_;
   SchedulerOptions opt_;

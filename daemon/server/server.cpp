@@ -190,14 +190,23 @@ void Server::stop() {
   // Let running requests finish (their frames still flow through the I/O thread).
   sched_.drain(std::chrono::steady_clock::now() +
                std::chrono::milliseconds(int64_t(cfg_.drain_seconds * 1000)));
-  // Tell each client why it is being dropped, give the goodbyes a moment to be written,
-  // then end the loop (run() closes whatever is left).
+  // Tell each client why it is being dropped and end the loop once the goodbyes are
+  // written (each session closes after its own), or after 2 s for clients that do not
+  // read; run() closes whatever is left.
   asio::post(io_, [this] {
     for (auto& w : live_)
       if (auto s = w.lock()) s->say_goodbye();
-    goodbye_timer_ = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(200));
-    goodbye_timer_->async_wait([this](boost::system::error_code) { io_.stop(); });
+    wait_for_goodbyes(std::chrono::steady_clock::now() + std::chrono::seconds(2));
   });
+}
+
+void Server::wait_for_goodbyes(std::chrono::steady_clock::time_point give_up) {
+  if (sessions_.load() == 0 || std::chrono::steady_clock::now() > give_up) {
+    io_.stop();
+    return;
+  }
+  goodbye_timer_ = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(5));
+  goodbye_timer_->async_wait([this, give_up](boost::system::error_code) { wait_for_goodbyes(give_up); });
 }
 
 }  // namespace omni::server

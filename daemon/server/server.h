@@ -43,6 +43,8 @@ class Server {
   void accept_next();
   // Remembers a session so shutdown can reach it (I/O thread only).
   void track(const std::shared_ptr<Session>& s);
+  // Shutdown: polls until every session has closed or `give_up`, then stops the loop.
+  void wait_for_goodbyes(std::chrono::steady_clock::time_point give_up);
   ServerConfig cfg_;
   ChatModel& model_;
   sched::Scheduler& sched_;

@@ -72,7 +72,7 @@ void ServerConfig::load_toml(const std::string& path) {
                 std::to_string(e.source().begin.line));
   }
   static const std::set<std::string> known = {
-      "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_queue",
+      "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_batch_tokens", "max_queue",
       "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
       "use_multi_gpu", "parallel", "max_memory", "split", "vision_device"};
   for (const auto& [k, v] : t)
@@ -92,6 +92,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get_list(t, "split", split, path);
   get(t, "vision_device", vision_device, path);
   get(t, "max_active", max_active, path);
+  get(t, "max_batch_tokens", max_batch_tokens, path);
   get(t, "max_queue", max_queue, path);
   get(t, "max_context", max_context, path);
   get(t, "max_connections", max_connections, path);
@@ -107,6 +108,8 @@ void ServerConfig::validate() const {
   if (socket.empty() || socket.size() >= 108) throw Error("serve: socket path must be 1..107 bytes");
   if (max_active < 1 || max_queue < 0 || max_context < 16 || max_connections < 1)
     throw Error("serve: max_active >= 1, max_queue >= 0, max_context >= 16, max_connections >= 1");
+  if (max_batch_tokens < 16)
+    throw Error("serve: max_batch_tokens must be at least 16 (got " + std::to_string(max_batch_tokens) + ")");
   if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
   if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
 }

@@ -309,7 +309,7 @@ TEST_CASE("cuda pipeline: two stages on one GPU with three batches in flight equ
     job->seqs = {{caches.back().get(), int64_t(batches[b].size())}};
     job->logit_rows = {int64_t(batches[b].size()) - 1};
     {
-      std::lock_guard<std::mutex> lock(dec.placement().embed_device->exec_mutex());
+      std::lock_guard<kernels::TurnLock> lock(dec.placement().embed_device->exec_mutex());
       job->hidden = dec.embed(batches[b]);
     }
     runner.submit(job, [&, b](const std::shared_ptr<PipelineJob>& j) { done[b].set_value(j); });

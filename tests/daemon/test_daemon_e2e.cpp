@@ -209,11 +209,13 @@ TEST_CASE("SIGTERM with clients still connected tells them why, closes them and 
   // A session and its connection own each other until the connection closes; a daemon
   // that stopped its loop with clients attached leaked both (LeakSanitizer in CI).
   test::DaemonProcess d;
+  // Connected first: once the later one has its hello_ok, the daemon has accepted both
+  // (a connection still in the listen backlog at SIGTERM is only reset).
+  ipc::UniqueFd silent = ipc::connect_unix(d.socket());   // never says hello
   ipc::UniqueFd greeted = ipc::connect_unix(d.socket());
   ipc::FrameReader rd;
   ipc::send_frame(greeted.get(), ipc::encode_message(ipc::Hello{}), {}, 5000);
   ipc::decode_message(ipc::recv_frame(greeted.get(), rd, 5000), {});   // hello_ok
-  ipc::UniqueFd silent = ipc::connect_unix(d.socket());                // never says hello
   CHECK(d.stop() == 0);
   ipc::Message m = ipc::decode_message(ipc::recv_frame(greeted.get(), rd, 5000), {});
   REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));

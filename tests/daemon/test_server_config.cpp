@@ -25,6 +25,7 @@ socket_mode = "0600"
 allowed_gids = [1000, 1001]
 devices = "cpu:0,cpu:1"
 max_active = 4
+max_batch_tokens = 64
 max_queue = 9
 drain_seconds = 2.5
 metrics_port = 9100
@@ -35,6 +36,7 @@ metrics_port = 9100
   CHECK(c.allowed_gids == std::vector<uint32_t>{1000, 1001});
   CHECK(c.devices == "cpu:0,cpu:1");
   CHECK(c.max_active == 4);
+  CHECK(c.max_batch_tokens == 64);
   CHECK(c.max_queue == 9);
   CHECK(c.drain_seconds == 2.5);
   CHECK(c.metrics_port == 9100);
@@ -49,4 +51,8 @@ TEST_CASE("bad config files are refused with the key and file named", "[config]"
   CHECK_THROWS_WITH(c.load_toml(write_toml("model = [\n")), Catch::Contains("line"));
   ServerConfig none;
   CHECK_THROWS_WITH(none.validate(), Catch::Contains("no model"));
+  ServerConfig tiny_steps;
+  tiny_steps.model = "/m";
+  tiny_steps.max_batch_tokens = 4;
+  CHECK_THROWS_WITH(tiny_steps.validate(), Catch::Contains("max_batch_tokens"));
 }

@@ -79,6 +79,45 @@ TEST_CASE("batched greedy answers equal answers computed alone", "[sched]") {
   CHECK(s.stats().active == 0);
 }
 
+TEST_CASE("prompts longer than max_batch_tokens are prefilled in chunks, with the same answers", "[sched]") {
+  auto model = tiny();
+  AnswerOptions o;
+  o.sampling.greedy = true;
+  o.max_tokens = 12;
+  const std::string qa = "Describe the colours.", qb = "What is this?";
+  Answer alone_a = answer(*model, {picture("case_wide")}, qa, o);
+  Answer alone_b = answer(*model, {picture("case_small")}, qb, o);
+  Answer alone_c = answer(*model, {}, qb, o);
+  sched::SchedulerOptions so;
+  so.max_batch_tokens = 16;
+
+  SECTION("one request: its prompt takes ceil(rows / 16) steps, then one step a token") {
+    sched::Scheduler s(*model, so);
+    auto [t, c] = submit(s, 1, {picture("case_wide")}, qa, 12);
+    REQUIRE(t);
+    auto r = c->done.get_future().get();
+    CHECK(c->text == alone_a.text);
+    REQUIRE(r.prompt_tokens > 3 * 16);   // long enough to need several chunks
+    const uint64_t prefill_steps = (r.prompt_tokens + 15) / 16;
+    CHECK(s.stats().pipeline.jobs == prefill_steps + r.completion_tokens - 1);
+  }
+  SECTION("running requests keep decoding while others' prompts come in chunks") {
+    sched::Scheduler s(*model, so);
+    auto [tc, cc] = submit(s, 3, {}, qb, 12);
+    auto [ta, ca] = submit(s, 1, {picture("case_wide")}, qa, 12);
+    auto [tb, cb] = submit(s, 2, {picture("case_small")}, qb, 12);
+    REQUIRE(ta);
+    REQUIRE(tb);
+    REQUIRE(tc);
+    cc->done.get_future().get();
+    ca->done.get_future().get();
+    cb->done.get_future().get();
+    CHECK(ca->text == alone_a.text);
+    CHECK(cb->text == alone_b.text);
+    CHECK(cc->text == alone_c.text);
+  }
+}
+
 TEST_CASE("a cancelled request leaves at once and frees its slot", "[sched]") {
   auto model = tiny();
   sched::Scheduler s(*model, {});

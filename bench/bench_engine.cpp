@@ -177,6 +177,36 @@ int main(int argc, char** argv) {
   std::printf("| decode, batch 1 | %.1f tok/s (%.1f ms/token) |\n", S / t_b1, t_b1 * 1e3 / S);
   std::printf("| decode, batch %d (one forward per step) | %.1f tok/s total |\n", B, double(S) * B / t_bn);
 
+  // A picture's long prompt joins the B running streams. In one step (no chunking) every
+  // stream waits for the whole prefill before its next token; with max_batch_tokens C a
+  // step carries the B decode rows and C - B prompt rows (what the scheduler does).
+  const int J = 1024;
+  auto joining = dec.new_cache(J + 1);
+  for (int C : {B + J, 512, 256}) {
+    if (C - B < 1) continue;
+    joining->truncate(0);
+    for (auto& c : caches) c->truncate(P);
+    double worst = 0;
+    int steps = 0;
+    t0 = Clock::now();
+    for (int done = 0; done < J; ++steps) {
+      const int n = std::min(C - B, J - done);
+      std::vector<int32_t> ids(toks);
+      for (int i = 0; i < n; ++i) ids.push_back(prompt[size_t(done + i) % prompt.size()]);
+      std::vector<SeqSlice> step_seqs = seqs;
+      step_seqs.push_back({joining.get(), n});
+      const auto ts = Clock::now();
+      kernels::Tensor h = dec.forward(dec.embed(ids), step_seqs);
+      dec.logits(h.rows_view(0, B));   // the running streams' next tokens
+      worst = std::max(worst, secs(ts));
+      done += n;
+    }
+    std::printf("| a %d-token prompt joins %d streams, %s | streams wait up to %.0f ms for a token; prompt in %.0f ms "
+                "(%d steps) |\n",
+                J, B, C == B + J ? "whole prompt in one step" : ("max_batch_tokens " + std::to_string(C)).c_str(),
+                worst * 1e3, secs(t0) * 1e3, steps);
+  }
+
   // The same model over two stages, balanced as the planner balances: the first k layers on
   // cpu:0, the rest with lm_head (vocab x hidden, as costly as several layers) on cpu:1.
   const double lp = double(lm->config().layer_params()), head = double(V) * H;

@@ -16,6 +16,7 @@ struct RunArgs {
   std::string model, question;
   std::vector<std::string> images;
   int max_tokens = 512;
+  bool think = false;
   std::vector<std::string> stops;
   DeviceOptions devices;
   SamplingOptions sampling;
@@ -23,6 +24,7 @@ struct RunArgs {
 
 void run(const RunArgs& a) {
   ChatModelOptions mo;
+  if (a.think) mo.enable_thinking = true;
   auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
   std::vector<ImageInput> images;
   for (const auto& path : a.images) images.push_back(ImageInput::from_bytes(path, read_file_bytes(path, mo.image_limits.max_encoded_bytes)));
@@ -46,6 +48,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--image", a->images, "A picture (JPEG, PNG, WebP); repeat for several");
   cmd->add_option("--max-tokens", a->max_tokens, "Most tokens to generate")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cmd->add_option("--stop", a->stops, "Stop when the answer contains this text; repeatable");
+  cmd->add_flag("--think", a->think, "Let the model reason in a <think> block first (Qwen3-style templates: MiniCPM-V 4.5)");
   cmd->add_option("question", a->question, "The question")->required();
   a->devices.add_to(cmd);
   a->sampling.add_to(cmd);

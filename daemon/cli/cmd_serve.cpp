@@ -45,6 +45,7 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--vision-device")) c.vision_device = f.vision_device;
   if (given("--max-active")) c.max_active = f.max_active;
   if (given("--max-batch-tokens")) c.max_batch_tokens = f.max_batch_tokens;
+  if (given("--think")) c.enable_thinking = f.enable_thinking;
   if (given("--max-queue")) c.max_queue = f.max_queue;
   if (given("--max-context")) c.max_context = f.max_context;
   if (given("--max-connections")) c.max_connections = f.max_connections;
@@ -82,6 +83,7 @@ void serve(const ServeArgs& a) {
   dev.context = cfg.max_context;       // the KV cache is budgeted for every active request at full length
   dev.concurrency = cfg.max_active;
   ChatModelOptions mo;
+  if (cfg.enable_thinking) mo.enable_thinking = true;
   mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
   mo.image_limits.max_pixels = cfg.max_image_pixels;
   auto model = ChatModel::load(cfg.model, dev.placer(cfg.model), log_progress(cfg.model), mo);
@@ -132,6 +134,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--split", f.split, "Pipeline layer shares per listed device, e.g. 3,1");
   cmd->add_option("--vision-device", f.vision_device, "Device for the vision tower and resampler");
   cmd->add_option("--max-active", f.max_active, "Requests decoding together");
+  cmd->add_flag("--think", f.enable_thinking, "Let the model reason in a <think> block first (Qwen3-style templates: MiniCPM-V 4.5)");
   cmd->add_option("--max-batch-tokens", f.max_batch_tokens,
                   "Rows per decoder step: running requests one each, prompts the rest (longer ones in chunks)");
   cmd->add_option("--max-queue", f.max_queue, "Waiting requests before answering busy");

@@ -7,6 +7,7 @@
 
 #include "image/normalize.h"
 #include "kernels/ops.h"
+#include "model/minicpmv_version.h"
 #include "model/resampler.h"
 #include "model/sha256.h"
 #include "model/vision_tower.h"
@@ -26,7 +27,6 @@ int32_t require_token(const tok::Tokenizer& t, const std::string& s, const std::
   return *id;
 }
 
-// MiniCPM-V 2.6's generation defaults (chat() with sampling=True).
 // A picture handed over as raw RGB: the same limits as decoded ones.
 image::Image raw_rgb(const ImageInput& in, const image::DecodeLimits& lim) {
   const uint64_t w = uint64_t(in.rgb_width), h = uint64_t(in.rgb_height);
@@ -46,15 +46,6 @@ image::Image raw_rgb(const ImageInput& in, const image::DecodeLimits& lim) {
   return img;
 }
 
-SamplingParams minicpmv26_defaults() {
-  SamplingParams p;
-  p.temperature = 0.7f;
-  p.top_p = 0.8f;
-  p.top_k = 100;
-  p.repetition_penalty = 1.05f;
-  return p;
-}
-
 }  // namespace
 
 std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalLm::PlaceFn& place, ProgressFn progress,
@@ -71,13 +62,10 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
 
   LlmConfig llm;
   std::string prefix;
+  std::optional<MiniCpmvVersion> release;
   if (is_vlm) {
-    if (!cfg.contains("version") || !cfg["version"].is_number())
-      throw Error(cfg_path + ": MiniCPM-V config without a numeric 'version'");
-    const double version = cfg["version"].get<double>();
-    if (std::fabs(version - 2.6) > 1e-6)
-      throw Error(cfg_path + ": MiniCPM-V version " + cfg["version"].dump() + " is not supported yet (supported: 2.6)");
-    llm = LlmConfig::from_json(cfg, cfg_path, "qwen2");
+    release = MiniCpmvVersion::from_config(cfg, cfg_path);
+    llm = LlmConfig::from_json(cfg, cfg_path, release->llm_arch);
     llm.rope_freq_dtype = "float32";   // see LlmConfig::rope_freq_dtype
     prefix = "llm.";
   } else {
@@ -89,6 +77,15 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   WeightLoader loader(*m->ckpt_, std::move(progress));
   DecoderPlacement placement = place(llm);
   auto vision_dev = placement.vision_device ? placement.vision_device : placement.embed_device;
+  VisionConfig vc;
+  if (is_vlm) {   // every part announced before any loads: progress runs to 100 % once
+    if (!cfg.contains("vision_config")) throw Error(cfg_path + ": MiniCPM-V config without vision_config");
+    vc = VisionConfig::from_json(cfg["vision_config"], cfg_path + ": vision_config");
+    if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
+    VisionTower::plan_weights(loader, vc, "vpm.");
+    Resampler::plan_weights(loader, "resampler.");
+  }
+  Decoder::plan_weights(loader, llm, prefix);
   m->decoder_ = std::make_unique<Decoder>(loader, llm, prefix, std::move(placement));
 
   if (is_vlm) {
@@ -97,9 +94,6 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     if (query_num != m->pre_.image_feature_size)
       throw Error(dir + ": query_num " + std::to_string(query_num) + " in config.json differs from image_feature_size " +
                   std::to_string(m->pre_.image_feature_size) + " in preprocessor_config.json");
-    if (!cfg.contains("vision_config")) throw Error(cfg_path + ": MiniCPM-V config without vision_config");
-    VisionConfig vc = VisionConfig::from_json(cfg["vision_config"], cfg_path + ": vision_config");
-    if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
     if (llm.hidden % 128) throw Error(cfg_path + ": hidden_size must be a multiple of 128 for the resampler heads");
     m->tower_ = std::make_unique<VisionTower>(loader, vc, "vpm.", vision_dev);
     m->resampler_ = std::make_unique<Resampler>(loader, llm.hidden, vc.hidden, query_num, llm.hidden / 128, "resampler.",
@@ -110,7 +104,7 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     m->im_end_id_ = require_token(*m->tokenizer_, t.im_end, dir);
     m->slice_start_id_ = require_token(*m->tokenizer_, t.slice_start, dir);
     m->slice_end_id_ = require_token(*m->tokenizer_, t.slice_end, dir);
-    m->defaults_ = minicpmv26_defaults();
+    m->defaults_ = release->defaults;
   }
   // Stop at <|im_end|> and <|endoftext|> (MiniCPM-V's terminators) or the config's eos.
   m->stop_ids_ = llm.eos_ids;
@@ -131,7 +125,11 @@ ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::
   std::vector<tok::ChatMessage> msgs;
   if (options_.system_prompt) msgs.push_back({"system", *options_.system_prompt});
   msgs.push_back({"user", content});
-  std::string text = template_->apply(msgs, true);
+  // MiniCPM-V 4.5's chat() passes enable_thinking=False: its template then ends the
+  // prompt with an empty <think></think> block (templates without the switch ignore it).
+  std::optional<bool> thinking = options_.enable_thinking;
+  if (!thinking && has_vision()) thinking = false;
+  std::string text = template_->apply(msgs, true, thinking);
 
   for (size_t i = 0; i < images.size(); ++i) {
     const ImageInput& in = images[i];

@@ -55,6 +55,9 @@ struct ChatModelOptions {
   image::DecodeLimits image_limits;
   size_t vision_cache_bytes = 256ull << 20;
   std::optional<std::string> system_prompt;  // replaces the template's default system turn
+  // Qwen3-style templates: true asks the model to reason first. Unset: MiniCPM-V's chat()
+  // default (false) for a vision model, the template's own default for a plain LLM.
+  std::optional<bool> enable_thinking;
 };
 
 class ChatModel {

@@ -35,6 +35,24 @@ DecoderPlacement DecoderPlacement::tensor_parallel(const std::vector<std::shared
   return p;
 }
 
+void Decoder::plan_weights(WeightLoader& w, const LlmConfig& cfg, const std::string& prefix) {
+  const std::string m = prefix + "model.";
+  w.plan(m + "embed_tokens.weight");
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string p = m + "layers." + std::to_string(l) + ".";
+    for (const char* n : {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                          "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+                          "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"})
+      w.plan(p + n);
+    if (cfg.qkv_bias)
+      for (const char* n : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) w.plan(p + n);
+    if (cfg.qk_norm)
+      for (const char* n : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) w.plan(p + n);
+  }
+  w.plan(m + "norm.weight");
+  w.plan(cfg.tie_embeddings ? m + "embed_tokens.weight" : prefix + "lm_head.weight");
+}
+
 Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefix, DecoderPlacement placement)
     : cfg_(cfg), place_(std::move(placement)) {
   ranks_ = place_.tp_size();
@@ -59,22 +77,7 @@ Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefi
   const int64_t H = cfg_.hidden, V = cfg_.vocab;
   const std::string m = prefix + "model.";
   const std::string head_name = cfg_.tie_embeddings ? m + "embed_tokens.weight" : prefix + "lm_head.weight";
-
-  // Announce everything first so progress has a total.
-  w.plan(m + "embed_tokens.weight");
-  for (int l = 0; l < cfg_.n_layers; ++l) {
-    const std::string p = m + "layers." + std::to_string(l) + ".";
-    for (const char* n : {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-                          "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
-                          "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"})
-      w.plan(p + n);
-    if (cfg_.qkv_bias)
-      for (const char* n : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) w.plan(p + n);
-    if (cfg_.qk_norm)
-      for (const char* n : {"self_attn.q_norm.weight", "self_attn.k_norm.weight"}) w.plan(p + n);
-  }
-  w.plan(m + "norm.weight");
-  w.plan(head_name);
+  plan_weights(w, cfg_, prefix);
 
   embed_tokens_ = w.load(m + "embed_tokens.weight", {V, H}, place_.embed_device);
   const std::vector<float> f = cfg_.rope_inv_freq();

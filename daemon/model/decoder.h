@@ -56,6 +56,9 @@ class Decoder {
  public:
   // `prefix` is prepended to every tensor name ("llm." inside MiniCPM-V).
   Decoder(WeightLoader& loader, const LlmConfig& cfg, const std::string& prefix, DecoderPlacement placement);
+  // Announces the tensors the constructor will load, so that load progress has its total
+  // before anything loads (a model of several parts plans them all first).
+  static void plan_weights(WeightLoader& loader, const LlmConfig& cfg, const std::string& prefix);
 
   const LlmConfig& config() const { return cfg_; }
   const DecoderPlacement& placement() const { return place_; }

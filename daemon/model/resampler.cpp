@@ -33,6 +33,13 @@ std::vector<float> resampler_pos_embed(int embed_dim, int h, int w) {
   return out;
 }
 
+void Resampler::plan_weights(WeightLoader& w, const std::string& prefix) {
+  for (const char* n : {"query", "kv_proj.weight", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
+                        "attn.out_proj.bias", "ln_q.weight", "ln_q.bias", "ln_kv.weight", "ln_kv.bias", "ln_post.weight",
+                        "ln_post.bias", "proj"})
+    w.plan(prefix + n);
+}
+
 Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries, int num_heads,
                      const std::string& prefix, std::shared_ptr<kernels::Device> dev)
     : embed_dim_(embed_dim), kv_dim_(kv_dim), num_queries_(num_queries), num_heads_(num_heads), dev_(std::move(dev)) {
@@ -41,10 +48,7 @@ Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries
     throw Error("resampler: bad dimensions (embed_dim " + std::to_string(embed_dim) + ", kv_dim " + std::to_string(kv_dim) +
                 ", queries " + std::to_string(num_queries) + ", heads " + std::to_string(num_heads) + ")");
   const int64_t D = embed_dim, KV = kv_dim, Q = num_queries;
-  for (const char* n : {"query", "kv_proj.weight", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
-                        "attn.out_proj.bias", "ln_q.weight", "ln_q.bias", "ln_kv.weight", "ln_kv.bias", "ln_post.weight",
-                        "ln_post.bias", "proj"})
-    w.plan(prefix + n);
+  plan_weights(w, prefix);
 
   Tensor query = w.load(prefix + "query", {Q, D}, dev_);
   kv_proj_ = w.load(prefix + "kv_proj.weight", {D, KV}, dev_);

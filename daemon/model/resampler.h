@@ -19,6 +19,8 @@ std::vector<float> resampler_pos_embed(int embed_dim, int h, int w);
 class Resampler {
  public:
   // embed_dim: the LLM width; kv_dim: the vision width; num_heads = embed_dim / 128 in 2.6.
+  // Announces the tensors the constructor will load (see Decoder::plan_weights).
+  static void plan_weights(WeightLoader& loader, const std::string& prefix);
   Resampler(WeightLoader& loader, int embed_dim, int kv_dim, int num_queries, int num_heads, const std::string& prefix,
             std::shared_ptr<kernels::Device> dev);
 

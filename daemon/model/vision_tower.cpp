@@ -60,17 +60,12 @@ std::vector<int32_t> navit_position_ids(int nb_h, int nb_w, int patches_per_side
   return ids;
 }
 
-VisionTower::VisionTower(WeightLoader& w, const VisionConfig& cfg, const std::string& prefix,
-                         std::shared_ptr<kernels::Device> dev)
-    : cfg_(cfg), dev_(std::move(dev)) {
-  if (!dev_) throw Error("vision tower: no device");
-  const int64_t H = cfg_.hidden, F = cfg_.ffn, P = cfg_.patch_size;
+void VisionTower::plan_weights(WeightLoader& w, const VisionConfig& cfg, const std::string& prefix) {
   const std::string e = prefix + "embeddings.", enc = prefix + "encoder.layers.";
-
   w.plan(e + "patch_embedding.weight");
   w.plan(e + "patch_embedding.bias");
   w.plan(e + "position_embedding.weight");
-  for (int l = 0; l < cfg_.n_layers; ++l) {
+  for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string p = enc + std::to_string(l) + ".";
     for (const char* n : {"layer_norm1.weight", "layer_norm1.bias", "self_attn.q_proj.weight", "self_attn.q_proj.bias",
                           "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight",
@@ -81,6 +76,16 @@ VisionTower::VisionTower(WeightLoader& w, const VisionConfig& cfg, const std::st
   }
   w.plan(prefix + "post_layernorm.weight");
   w.plan(prefix + "post_layernorm.bias");
+}
+
+VisionTower::VisionTower(WeightLoader& w, const VisionConfig& cfg, const std::string& prefix,
+                         std::shared_ptr<kernels::Device> dev)
+    : cfg_(cfg), dev_(std::move(dev)) {
+  if (!dev_) throw Error("vision tower: no device");
+  const int64_t H = cfg_.hidden, F = cfg_.ffn, P = cfg_.patch_size;
+  const std::string e = prefix + "embeddings.", enc = prefix + "encoder.layers.";
+
+  plan_weights(w, cfg_, prefix);
 
   // Conv2d(3 → H, kernel = stride = P) is a linear over patches flattened as (c, ky, kx).
   patch_w_ = w.load(e + "patch_embedding.weight", {H, 3, P, P}, dev_).reshape({H, 3 * P * P});

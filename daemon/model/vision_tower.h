@@ -21,6 +21,8 @@ std::vector<int32_t> navit_position_ids(int nb_h, int nb_w, int patches_per_side
 class VisionTower {
  public:
   // `prefix` is prepended to every tensor name ("vpm." inside MiniCPM-V, "" for a bare tower).
+  // Announces the tensors the constructor will load (see Decoder::plan_weights).
+  static void plan_weights(WeightLoader& loader, const VisionConfig& cfg, const std::string& prefix);
   VisionTower(WeightLoader& loader, const VisionConfig& cfg, const std::string& prefix,
               std::shared_ptr<kernels::Device> dev);
 

@@ -12,14 +12,19 @@ using kernels::Tensor;
 WeightLoader::WeightLoader(const Checkpoint& ckpt, ProgressFn progress) : ckpt_(ckpt), progress_(std::move(progress)) {}
 
 void WeightLoader::plan(const std::string& name) {
-  if (!ckpt_.contains(name)) return;   // load() reports the missing tensor with context
-  state_.total_bytes += ckpt_.get(name).bytes;
+  if (!ckpt_.contains(name) || planned_.count(name)) return;   // load() reports a missing tensor with context
+  planned_[name] = ckpt_.get(name).bytes;
+  state_.total_bytes += planned_[name];
   state_.total_tensors += 1;
 }
 
-void WeightLoader::report(size_t bytes) {
-  state_.done_bytes += bytes;
-  state_.done_tensors += 1;
+void WeightLoader::report(const std::string& name, size_t bytes) {
+  const size_t size = ckpt_.get(name).bytes;
+  auto [it, first] = done_.try_emplace(name, 0);
+  if (first) state_.done_tensors += 1;
+  const size_t add = std::min(bytes, size - it->second);
+  it->second += add;
+  state_.done_bytes += add;
   if (progress_) progress_(state_);
 }
 
@@ -48,7 +53,7 @@ Tensor WeightLoader::load(const std::string& name, const std::vector<int64_t>& s
                           const std::shared_ptr<kernels::Device>& dev) {
   const TensorView& t = ckpt_.get(name, shape);
   Tensor out = upload(t, t.data, size_t(t.numel()), shape, dev);
-  report(t.bytes);
+  report(name, t.bytes);
   return out;
 }
 
@@ -62,7 +67,7 @@ Tensor WeightLoader::load_rows(const std::string& name, const std::vector<int64_
   std::vector<int64_t> s = shape;
   s[0] = count;
   Tensor out = upload(t, t.data + size_t(first * cols) * kernels::dtype_size(t.dtype), size_t(count * cols), s, dev);
-  report(size_t(count * cols) * kernels::dtype_size(t.dtype));
+  report(name, size_t(count * cols) * kernels::dtype_size(t.dtype));
   return out;
 }
 
@@ -74,7 +79,7 @@ Tensor WeightLoader::load_cols(const std::string& name, const std::vector<int64_
                 ") outside tensor '" + name + "' " + t.shape_str());
   Tensor out = upload(t, t.data + size_t(first) * kernels::dtype_size(t.dtype), size_t(shape[0] * count),
                       {shape[0], count}, dev, shape[1], shape[0], count);
-  report(size_t(shape[0] * count) * kernels::dtype_size(t.dtype));
+  report(name, size_t(shape[0] * count) * kernels::dtype_size(t.dtype));
   return out;
 }
 

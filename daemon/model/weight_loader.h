@@ -3,6 +3,7 @@
 // converting to the device's compute dtype, checking shapes against the config, and
 // reporting progress (bytes done of bytes planned) while a large model loads.
 #include <functional>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,10 +39,13 @@ class WeightLoader {
   const Checkpoint& checkpoint() const { return ckpt_; }
 
  private:
-  void report(size_t bytes);
+  // Counts each checkpoint tensor once and its bytes at most once, however many devices
+  // load it or parts of it (tensor parallelism shards some and replicates others).
+  void report(const std::string& name, size_t bytes);
   const Checkpoint& ckpt_;
   ProgressFn progress_;
   LoadProgress state_;
+  std::unordered_map<std::string, size_t> planned_, done_;   // bytes per tensor
 };
 
 // A ProgressFn that logs a line every 10 % (and at the end).

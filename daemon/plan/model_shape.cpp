@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "model/minicpmv_version.h"
 #include "util/error.h"
 
 namespace omni::plan {
@@ -23,7 +24,7 @@ ModelShape ModelShape::from_json(const nlohmann::json& cfg, const std::string& s
   ModelShape m;
   // As ChatModel::load: MiniCPM-V carries Qwen2 fields at the top level.
   const bool vlm = cfg.value("model_type", "") == "minicpmv";
-  m.llm = LlmConfig::from_json(cfg, src, vlm ? "qwen2" : "");
+  m.llm = LlmConfig::from_json(cfg, src, vlm ? MiniCpmvVersion::from_config(cfg, src).llm_arch : "");
   if (vlm) {
     if (!cfg.contains("vision_config")) throw Error(src + ": MiniCPM-V config without vision_config");
     VisionConfig vc = VisionConfig::from_json(cfg["vision_config"], src + ": vision_config");

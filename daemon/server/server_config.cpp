@@ -74,7 +74,7 @@ void ServerConfig::load_toml(const std::string& path) {
   static const std::set<std::string> known = {
       "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_batch_tokens", "max_queue",
       "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
-      "use_multi_gpu", "parallel", "max_memory", "split", "vision_device"};
+      "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device"};
   for (const auto& [k, v] : t)
     if (!known.count(std::string(k.str()))) throw Error(path + ": unknown setting '" + std::string(k.str()) + "'");
   get(t, "model", model, path);
@@ -93,6 +93,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "vision_device", vision_device, path);
   get(t, "max_active", max_active, path);
   get(t, "max_batch_tokens", max_batch_tokens, path);
+  get(t, "enable_thinking", enable_thinking, path);
   get(t, "max_queue", max_queue, path);
   get(t, "max_context", max_context, path);
   get(t, "max_connections", max_connections, path);

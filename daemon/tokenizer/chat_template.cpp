@@ -106,6 +106,8 @@ ChatTemplate ChatTemplate::from_template(const std::string& t, const std::string
   if (has(t, "<|im_start|>") && has(t, "<|im_end|>")) {
     if (has(t, "</think>") && has(t, "reasoning_content")) {
       c.kind_ = Kind::ChatMLQwen3;
+      c.thinking_off_block_ = has(t, "enable_thinking is false");
+      c.thinking_on_prefix_ = has(t, "enable_thinking is true");
     } else {
       c.kind_ = Kind::ChatML;
       c.default_system_ = default_system(t);
@@ -136,7 +138,8 @@ std::string ChatTemplate::name() const {
   return {};
 }
 
-std::string ChatTemplate::apply(const std::vector<ChatMessage>& msgs, bool add_generation_prompt) const {
+std::string ChatTemplate::apply(const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
+                                std::optional<bool> enable_thinking) const {
   std::string out;
   const bool gen = add_generation_prompt || always_generation_prompt_;
   if (kind_ == Kind::Llama3) {
@@ -196,7 +199,11 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& msgs, bool add_g
       throw omni::Error("chat template chatml-qwen3: unsupported message role \"" + m.role + "\"");
     }
   }
-  if (gen) out += "<|im_start|>assistant\n";
+  if (gen) {
+    out += "<|im_start|>assistant\n";
+    if (enable_thinking == false && thinking_off_block_) out += "<think>\n\n</think>\n\n";
+    if (enable_thinking == true && thinking_on_prefix_) out += "<think>\n";
+  }
   return out;
 }
 

@@ -8,6 +8,7 @@
 //   llama3          <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
 //                   with BOS first (MiniCPM-Llama3-V 2.5)
 // Anything else is refused with a clear error.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,11 @@ class ChatTemplate {
   // `where` names the source in error messages.
   static ChatTemplate from_template(const std::string& jinja, const std::string& bos_token, const std::string& where);
 
-  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+  // enable_thinking: what Qwen3-style templates test after the generation prompt (false:
+  // an empty <think></think> block follows, true: "<think>\n"); unset, or a template
+  // without that switch, adds nothing, as the Jinja would with the variable undefined.
+  std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                    std::optional<bool> enable_thinking = std::nullopt) const;
   std::string name() const;
 
  private:
@@ -35,6 +40,8 @@ class ChatTemplate {
   std::string bos_;             // Llama-3: prepended when the template uses bos_token
   bool trim_ = false;           // Llama-3: content | trim
   bool always_generation_prompt_ = false;
+  bool thinking_off_block_ = false;   // "enable_thinking is false" -> <think>\n\n</think>\n\n
+  bool thinking_on_prefix_ = false;   // "enable_thinking is true"  -> <think>\n (MiniCPM-V 4.5)
 };
 
 }  // namespace omni::tok

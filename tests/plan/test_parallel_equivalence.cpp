@@ -113,3 +113,39 @@ TEST_CASE("a tensor-parallel KV cache holds each rank's heads", "[parallel]") {
   CHECK(&cache->k(0, 1).device() != &cache->k(0, 0).device());
   CHECK(cache->bytes() == size_t(2 * c.n_layers * 8 * c.kv_width() * 4));
 }
+
+TEST_CASE("load progress counts each tensor once under tensor parallelism and ends at 100 %", "[parallel]") {
+  // Ranks load shards of some tensors and copies of others; progress must still add up.
+  for (Parallel par : {Parallel::Single, Parallel::Tensor}) {
+    LoadProgress last;
+    int calls = 0;
+    auto lm = CausalLm::load(test::data("qwen2-tiny"), planned("qwen2-tiny", par == Parallel::Single ? "cpu:0" : "cpu:0,cpu:1", par),
+                             [&](const LoadProgress& p) {
+                               CHECK(p.done_tensors <= p.total_tensors);
+                               CHECK(p.done_bytes <= p.total_bytes);
+                               last = p;
+                               ++calls;
+                             });
+    CHECK(calls > 0);
+    CHECK(last.total_tensors > 0);
+    CHECK(last.done_tensors == last.total_tensors);
+    CHECK(last.done_bytes == last.total_bytes);
+  }
+}
+
+TEST_CASE("a vision model's load progress knows its whole total from the first report", "[parallel]") {
+  // Decoder, vision tower and resampler are all announced before any loads, so the
+  // percentage climbs to 100 once instead of restarting per part.
+  for (Parallel par : {Parallel::Pipeline, Parallel::Tensor}) {
+    std::vector<LoadProgress> seen;
+    auto m = ChatModel::load(test::data("minicpmv26-tiny"), planned("minicpmv26-tiny", "cpu:0,cpu:1", par),
+                             [&](const LoadProgress& p) { seen.push_back(p); });
+    REQUIRE(seen.size() > 2);
+    for (size_t i = 1; i < seen.size(); ++i) {
+      CHECK(seen[i].total_bytes == seen[0].total_bytes);
+      CHECK(seen[i].done_bytes >= seen[i - 1].done_bytes);
+    }
+    CHECK(seen.back().done_bytes == seen.back().total_bytes);
+    CHECK(seen.back().done_tensors == seen.back().total_tensors);
+  }
+}

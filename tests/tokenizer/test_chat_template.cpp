@@ -39,6 +39,29 @@ TEST_CASE("Qwen3 ChatML template") {
   // The final assistant turn (a prefill) gets an explicit think block.
   CHECK(t.apply({{"user", "a"}, {"assistant", "A"}}, false) ==
         "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nA<|im_end|>\n");
+  // enable_thinking=False (what MiniCPM-V 4.5's chat() passes): an empty think block.
+  CHECK(t.apply({{"user", "hi"}}, true, false) ==
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  // Qwen3's template has no enable_thinking-true branch: nothing is added, as in Jinja.
+  CHECK(t.apply({{"user", "hi"}}, true, true) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(t.apply({{"user", "hi"}}, false, false) == "<|im_start|>user\nhi<|im_end|>\n");
+}
+
+TEST_CASE("MiniCPM-V 4.5's template opens a think block when thinking is asked for") {
+  // The generation-prompt tail of MiniCPM-V 4.5's tokenizer_config.json chat_template.
+  const auto t = ChatTemplate::from_template(
+      "{%- for message in messages %}{%- if message.role == 'user' %}{{- '<|im_start|>' + message.role + '\\n' + "
+      "message.content + '<|im_end|>\\n' }}{%- elif '</think>' in message.content %}{% set reasoning_content = '' %}"
+      "{%- endif %}{%- endfor %}"
+      "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+      "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+      "{%- if enable_thinking is defined and enable_thinking is true %}{{- '<think>\\n' }}{%- endif %}{%- endif %}",
+      "", "test");
+  CHECK(t.name() == "chatml-qwen3");
+  CHECK(t.apply({{"user", "x"}}, true, true) == "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n<think>\n");
+  CHECK(t.apply({{"user", "x"}}, true, false) ==
+        "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  CHECK(t.apply({{"user", "x"}}, true) == "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n");
 }
 
 TEST_CASE("Llama-3 header template (MiniCPM-Llama3-V 2.5)") {

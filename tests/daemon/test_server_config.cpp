@@ -26,6 +26,7 @@ allowed_gids = [1000, 1001]
 devices = "cpu:0,cpu:1"
 max_active = 4
 max_batch_tokens = 64
+enable_thinking = true
 max_queue = 9
 drain_seconds = 2.5
 metrics_port = 9100
@@ -37,6 +38,7 @@ metrics_port = 9100
   CHECK(c.devices == "cpu:0,cpu:1");
   CHECK(c.max_active == 4);
   CHECK(c.max_batch_tokens == 64);
+  CHECK(c.enable_thinking);
   CHECK(c.max_queue == 9);
   CHECK(c.drain_seconds == 2.5);
   CHECK(c.metrics_port == 9100);

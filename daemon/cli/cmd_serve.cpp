@@ -106,12 +106,21 @@ void serve(const ServeArgs& a) {
     server::notify_systemd("STOPPING=1");
     srv.stop();
   });
-  srv.run([] { server::notify_systemd("READY=1"); });
   // The I/O loop may end (no work left) while the signal thread is still draining the
-  // scheduler: let it finish before the scheduler goes (found by ThreadSanitizer).
-  const unsigned char zero = 0;
-  (void)!::write(g_signal_pipe[1], &zero, 1);   // wakes the waiter if no signal came
-  signals.join();
+  // scheduler: let it finish before the scheduler goes (found by ThreadSanitizer). Also when
+  // run() throws (socket in use): a joinable thread left behind would terminate the process.
+  auto stop_signal_thread = [&] {
+    const unsigned char zero = 0;
+    (void)!::write(g_signal_pipe[1], &zero, 1);   // wakes the waiter if no signal came
+    signals.join();
+  };
+  try {
+    srv.run([] { server::notify_systemd("READY=1"); });
+  } catch (...) {
+    stop_signal_thread();
+    throw;
+  }
+  stop_signal_thread();
   scheduler.reset();   // before the server's I/O context goes away
   spdlog::info("stopped");
 }

@@ -1,5 +1,7 @@
 #include "model/pipeline_runner.h"
 
+#include <algorithm>
+
 #include <chrono>
 
 #include "kernels/ops.h"
@@ -88,7 +90,20 @@ bool PipelineRunner::run_stage(int stage, Item& item) {
     const auto& dev = stages[size_t(stage)].device;
     const bool last = stage + 1 == int(stages.size());
     {
-      std::lock_guard<kernels::TurnLock> lock(dev->exec_mutex());
+      // A tensor-parallel stage issues work on every rank's device: hold them all (in rank
+      // order; no other thread holds two), or the picture encoder could share one meanwhile.
+      std::vector<std::unique_lock<kernels::TurnLock>> locks;
+      const auto& tp = dec_.placement().tp_devices;
+      if (tp.size() > 1) {
+        std::vector<kernels::Device*> taken;
+        for (const auto& d : tp)
+          if (std::find(taken.begin(), taken.end(), d.get()) == taken.end()) {
+            taken.push_back(d.get());
+            locks.emplace_back(d->exec_mutex());
+          }
+      } else {
+        locks.emplace_back(dev->exec_mutex());
+      }
       job.hidden = dec_.forward_stage(stage, std::move(job.hidden), job.seqs);
       if (last && job.logit_rows.empty()) {   // only prompt chunks: nothing to score
         job.hidden = {};

@@ -13,6 +13,7 @@ namespace omni::sched {
 using Clock = std::chrono::steady_clock;
 
 namespace {
+constexpr int64_t kMinPromptRows = 16;
 double ms_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
@@ -235,7 +236,8 @@ void Scheduler::launch(int g) {
   }
   prune();
   // One batch: one token of every running request, then prompt chunks in arrival order
-  // within max_batch_tokens (at least one row, so a prompt always advances).
+  // within max_batch_tokens, but at least kMinPromptRows so a prompt always advances even
+  // when the running requests fill the budget.
   std::vector<Active*> members;
   int64_t budget = opt_.max_batch_tokens;
   for (auto& a : active_)
@@ -244,7 +246,7 @@ void Scheduler::launch(int g) {
       members.push_back(a.get());
       --budget;
     }
-  budget = std::max<int64_t>(budget, 1);
+  budget = std::max<int64_t>(budget, kMinPromptRows);
   for (auto& a : active_) {
     if (a->group != g || !a->pending.defined() || budget == 0) continue;
     a->step_rows = std::min(budget, a->pending.rows() - a->prefilled);

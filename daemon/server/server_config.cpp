@@ -109,8 +109,10 @@ void ServerConfig::validate() const {
   if (socket.empty() || socket.size() >= 108) throw Error("serve: socket path must be 1..107 bytes");
   if (max_active < 1 || max_queue < 0 || max_context < 16 || max_connections < 1)
     throw Error("serve: max_active >= 1, max_queue >= 0, max_context >= 16, max_connections >= 1");
-  if (max_batch_tokens < 16)
-    throw Error("serve: max_batch_tokens must be at least 16 (got " + std::to_string(max_batch_tokens) + ")");
+  // Every running request takes one row a step; prompts need room beside them.
+  if (max_batch_tokens < max_active + 16)
+    throw Error("serve: max_batch_tokens (" + std::to_string(max_batch_tokens) + ") must be at least max_active + 16 (" +
+                std::to_string(max_active + 16) + "): each running request takes one row of a step");
   if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
   if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
 }

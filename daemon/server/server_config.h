@@ -21,8 +21,8 @@ struct ServerConfig {
   std::string split;                      // "3,1" (TOML: that string or an array of numbers)
   std::string vision_device;
   int max_active = 16;
-  int max_batch_tokens = 512;
-  bool enable_thinking = false;           // Qwen3-style templates (MiniCPM-V 4.5): reason in <think> first             // rows per decoder step; longer prompts prefill in chunks
+  int max_batch_tokens = 512;             // rows per decoder step; longer prompts prefill in chunks
+  bool enable_thinking = false;           // Qwen3-style templates (MiniCPM-V 4.5): reason in <think> first
   int max_queue = 64;
   int max_context = 8192;
   int max_connections = 256;

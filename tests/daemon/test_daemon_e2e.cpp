@@ -227,6 +227,20 @@ TEST_CASE("SIGTERM with clients still connected tells them why, closes them and 
   m = ipc::decode_message(ipc::recv_frame(silent.get(), rd2, 5000), {});
   REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));
   CHECK(std::get<ipc::ErrorMsg>(m).code == ipc::ErrorCode::not_ready);
+  CHECK_THAT(std::get<ipc::ErrorMsg>(m).message, Catch::Contains("shutting down"));   // not the hello deadline
+}
+
+TEST_CASE("a second daemon on a live socket exits with the reason, and the first serves on", "[daemon]") {
+  test::DaemonProcess d;
+  auto second = test::run_command(test::bin("omnid") + " serve --model " + test::data("minicpmv26-tiny") +
+                                  " --socket " + d.socket());
+  INFO(second.err);
+  CHECK(second.exit_code != 0);
+  CHECK(second.exit_code < 128);   // an error exit, not a crash (std::terminate aborts)
+  CHECK_THAT(second.err, Catch::Contains("another server is listening on " + d.socket()));
+  CHECK(d.alive());
+  auto c = connected(d.socket());
+  CHECK(c.status().active_requests == 0);
 }
 
 TEST_CASE("the optional Prometheus endpoint reports on loopback", "[daemon]") {

@@ -55,6 +55,7 @@ TEST_CASE("bad config files are refused with the key and file named", "[config]"
   CHECK_THROWS_WITH(none.validate(), Catch::Contains("no model"));
   ServerConfig tiny_steps;
   tiny_steps.model = "/m";
-  tiny_steps.max_batch_tokens = 4;
+  tiny_steps.max_active = 16;
+  tiny_steps.max_batch_tokens = 20;   // 16 running requests would leave 4 rows for prompts
   CHECK_THROWS_WITH(tiny_steps.validate(), Catch::Contains("max_batch_tokens"));
 }

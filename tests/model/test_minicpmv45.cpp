@@ -16,7 +16,7 @@
 
 #include "kernels/device.h"
 #include "model/chat_model.h"
-#include "util/golden.h"
+#include "util/tiny_fixtures.h"
 #include "util/npy.h"
 
 using namespace omni;
@@ -27,15 +27,8 @@ CausalLm::PlaceFn one_cpu() {
   return [](const LlmConfig& c) { return DecoderPlacement::single(kernels::make_device({}), c.n_layers); };
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-
-ImageInput picture(const std::string& c) {
-  std::string b = slurp(test::data("minicpmv26-tiny/" + c + "/image.png"));
-  return ImageInput::from_bytes(c, std::vector<uint8_t>(b.begin(), b.end()));
-}
+using test::slurp;
+using test::tiny_picture;
 
 // The llm.* tensors of `dir` as a plain Qwen3 checkpoint in `out` (prefix dropped).
 void write_llm_only(const std::string& dir, const std::filesystem::path& out) {
@@ -82,8 +75,8 @@ TEST_CASE("MiniCPM-V 4.5 prompt: no default system turn, an empty think block af
           "[minicpmv45]") {
   auto m45 = ChatModel::load(test::data("minicpmv45-tiny"), one_cpu());
   auto m26 = ChatModel::load(test::data("minicpmv26-tiny"), one_cpu());
-  ChatPrompt p45 = m45->prepare({picture("case_wide")}, "What is it?");
-  ChatPrompt p26 = m26->prepare({picture("case_wide")}, "What is it?");
+  ChatPrompt p45 = m45->prepare({tiny_picture("case_wide")}, "What is it?");
+  ChatPrompt p26 = m26->prepare({tiny_picture("case_wide")}, "What is it?");
   // 2.6's prompt is the default system turn + the same user turn (the placeholder is shared).
   const std::string sys = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n";
   REQUIRE(p26.text.rfind(sys, 0) == 0);
@@ -102,7 +95,7 @@ TEST_CASE("MiniCPM-V 4.5 prompt: no default system turn, an empty think block af
 TEST_CASE("MiniCPM-V 4.5 pictures go through 2.6's vision path: the 2.6 references hold", "[minicpmv45]") {
   auto m = ChatModel::load(test::data("minicpmv45-tiny"), one_cpu());
   for (const std::string c : {"case_small", "case_wide"}) {
-    ChatPrompt p = m->prepare({picture(c)}, "Describe it.");
+    ChatPrompt p = m->prepare({tiny_picture(c)}, "Describe it.");
     auto vision = m->encode_images(p);
     const double ev = test::rel_error(vision.at(0)->data,
                                       read_npy(test::data("minicpmv26-tiny/" + c + "/golden_vision_embeds.npy")).as_float());
@@ -117,7 +110,7 @@ TEST_CASE("MiniCPM-V 4.5's language model computes what its weights compute as a
   write_llm_only(dir, plain_dir);
   auto m = ChatModel::load(dir, one_cpu());
   auto plain = CausalLm::load(plain_dir.string(), one_cpu());
-  ChatPrompt p = m->prepare({picture("case_small")}, "What colour is the square?");
+  ChatPrompt p = m->prepare({tiny_picture("case_small")}, "What colour is the square?");
   kernels::Tensor emb = m->embed_prompt(p, m->encode_images(p));
   auto c1 = m->decoder().new_cache(emb.rows());
   auto c2 = plain->decoder().new_cache(emb.rows());

@@ -8,7 +8,7 @@
 #include "kernels/device.h"
 #include "model/answer.h"
 #include "model/chat_model.h"
-#include "util/golden.h"
+#include "util/tiny_fixtures.h"
 #include "util/npy.h"
 
 using namespace omni;
@@ -25,15 +25,8 @@ std::unique_ptr<ChatModel> load_tiny(const std::vector<std::string>& devs = {"cp
   });
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-
-ImageInput picture(const std::string& c) {
-  std::string b = slurp(test::data("minicpmv26-tiny/" + c + "/image.png"));
-  return ImageInput::from_bytes(c, std::vector<uint8_t>(b.begin(), b.end()));
-}
+using test::slurp;
+ImageInput picture(const std::string& c) { return test::tiny_picture(c); }
 
 std::string question(const std::string& c) { return slurp(test::data("minicpmv26-tiny/" + c + "/question.txt")); }
 

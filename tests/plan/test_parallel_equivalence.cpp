@@ -10,6 +10,7 @@
 #include "plan/placement.h"
 #include "plan_fixtures.h"
 #include "util/npy.h"
+#include "util/tiny_fixtures.h"
 
 using namespace omni;
 using plan::Parallel;
@@ -46,17 +47,10 @@ Run run_text(const std::string& name, const std::string& devs, Parallel par) {
   return r;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), {}};
-}
-
 Run run_vision(const std::string& devs, Parallel par, std::vector<double> split = {}) {
   const std::string dir = test::data("minicpmv26-tiny");
   auto m = ChatModel::load(dir, planned("minicpmv26-tiny", devs, par, split));
-  std::string png = slurp(dir + "/case_small/image.png");
-  ChatPrompt p = m->prepare({ImageInput::from_bytes("small", std::vector<uint8_t>(png.begin(), png.end()))},
-                            slurp(dir + "/case_small/question.txt"));
+  ChatPrompt p = m->prepare({test::tiny_picture("case_small")}, test::slurp(dir + "/case_small/question.txt"));
   const Decoder& dec = m->decoder();
   kernels::Tensor emb = m->embed_prompt(p, m->encode_images(p));
   Run r;

@@ -9,7 +9,7 @@
 #include "kernels/device.h"
 #include "model/answer.h"
 #include "sched/scheduler.h"
-#include "util/golden.h"
+#include "util/tiny_fixtures.h"
 
 using namespace omni;
 using namespace std::chrono_literals;
@@ -22,10 +22,7 @@ std::unique_ptr<ChatModel> tiny() {
   });
 }
 
-ImageInput picture(const std::string& c) {
-  std::ifstream f(test::data("minicpmv26-tiny/" + c + "/image.png"), std::ios::binary);
-  return ImageInput::from_bytes(c, {std::istreambuf_iterator<char>(f), {}});
-}
+ImageInput picture(const std::string& c) { return test::tiny_picture(c); }
 
 struct Collected {
   std::string text;
@@ -47,17 +44,31 @@ std::pair<std::shared_ptr<sched::Ticket>, std::shared_ptr<Collected>> submit(sch
   return {s.submit(std::move(r)), c};
 }
 
+// The requests the batching tests send (a sliced picture, a small picture, text only,
+// greedy, 12 tokens) and what each answers computed alone, without the scheduler.
+struct Alone {
+  std::string qa = "Describe the colours.", qb = "What is this?";
+  Answer a, b, c;
+};
+
+Alone answers_alone(ChatModel& model) {
+  AnswerOptions o;
+  o.sampling.greedy = true;
+  o.max_tokens = 12;
+  Alone r;
+  r.a = answer(model, {picture("case_wide")}, r.qa, o);
+  r.b = answer(model, {picture("case_small")}, r.qb, o);
+  r.c = answer(model, {}, r.qb, o);
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("batched greedy answers equal answers computed alone", "[sched]") {
   auto model = tiny();
-  AnswerOptions o;
-  o.sampling.greedy = true;
-  o.max_tokens = 12;
-  const std::string qa = "Describe the colours.", qb = "What is this?";
-  Answer alone_a = answer(*model, {picture("case_wide")}, qa, o);
-  Answer alone_b = answer(*model, {picture("case_small")}, qb, o);
-  Answer alone_c = answer(*model, {}, qb, o);
+  const Alone alone = answers_alone(*model);
+  const std::string &qa = alone.qa, &qb = alone.qb;
+  const Answer &alone_a = alone.a, &alone_b = alone.b, &alone_c = alone.c;
 
   sched::Scheduler s(*model, {});
   auto [ta, ca] = submit(s, 1, {picture("case_wide")}, qa, 12);
@@ -81,13 +92,9 @@ TEST_CASE("batched greedy answers equal answers computed alone", "[sched]") {
 
 TEST_CASE("prompts longer than max_batch_tokens are prefilled in chunks, with the same answers", "[sched]") {
   auto model = tiny();
-  AnswerOptions o;
-  o.sampling.greedy = true;
-  o.max_tokens = 12;
-  const std::string qa = "Describe the colours.", qb = "What is this?";
-  Answer alone_a = answer(*model, {picture("case_wide")}, qa, o);
-  Answer alone_b = answer(*model, {picture("case_small")}, qb, o);
-  Answer alone_c = answer(*model, {}, qb, o);
+  const Alone alone = answers_alone(*model);
+  const std::string &qa = alone.qa, &qb = alone.qb;
+  const Answer &alone_a = alone.a, &alone_b = alone.b, &alone_c = alone.c;
   sched::SchedulerOptions so;
   so.max_batch_tokens = 16;
 

@@ -12,9 +12,9 @@ using kernels::Tensor;
 WeightLoader::WeightLoader(const Checkpoint& ckpt, ProgressFn progress) : ckpt_(ckpt), progress_(std::move(progress)) {}
 
 void WeightLoader::plan(const std::string& name) {
-  if (!ckpt_.contains(name) || planned_.count(name)) return;   // load() reports a missing tensor with context
-  planned_[name] = ckpt_.get(name).bytes;
-  state_.total_bytes += planned_[name];
+  // A missing tensor is left to load(), which reports it with context.
+  if (!ckpt_.contains(name) || !planned_.insert(name).second) return;
+  state_.total_bytes += ckpt_.get(name).bytes;
   state_.total_tensors += 1;
 }
 

@@ -4,6 +4,7 @@
 // reporting progress (bytes done of bytes planned) while a large model loads.
 #include <functional>
 #include <unordered_map>
+#include <unordered_set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,7 +46,8 @@ class WeightLoader {
   const Checkpoint& ckpt_;
   ProgressFn progress_;
   LoadProgress state_;
-  std::unordered_map<std::string, size_t> planned_, done_;   // bytes per tensor
+  std::unordered_set<std::string> planned_;
+  std::unordered_map<std::string, size_t> done_;   // bytes counted per tensor
 };
 
 // A ProgressFn that logs a line every 10 % (and at the end).

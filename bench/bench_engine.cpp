@@ -80,8 +80,8 @@ void write_checkpoint(const std::filesystem::path& dir, int H, int L, int F, int
 double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
 
 // B caches holding the same prompt of P tokens.
-std::vector<std::unique_ptr<KvCache>> prefilled(const Decoder& dec, int B, const std::vector<int32_t>& prompt, int S) {
-  std::vector<std::unique_ptr<KvCache>> caches;
+std::vector<std::unique_ptr<KvSequence>> prefilled(const Decoder& dec, int B, const std::vector<int32_t>& prompt, int S) {
+  std::vector<std::unique_ptr<KvSequence>> caches;
   for (int b = 0; b < B; ++b) {
     caches.push_back(dec.new_cache(int64_t(prompt.size()) + S + 1));
     prefill(dec, *caches.back(), dec.embed(prompt), false);
@@ -91,7 +91,7 @@ std::vector<std::unique_ptr<KvCache>> prefilled(const Decoder& dec, int B, const
 
 // S decode steps for each of `groups` groups of the caches, every group's next step
 // submitted as soon as its previous one is back. Returns seconds.
-double pipelined_decode(const Decoder& dec, std::vector<std::unique_ptr<KvCache>>& caches, int groups, int S) {
+double pipelined_decode(const Decoder& dec, std::vector<std::unique_ptr<KvSequence>>& caches, int groups, int S) {
   PipelineRunner runner(dec);
   std::mutex mu;
   std::condition_variable cv;
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
 
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (int i = 0; i < P; ++i) prompt[size_t(i)] = (i * 7919) % V;
-  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<std::unique_ptr<KvSequence>> caches;
   for (int b = 0; b < B; ++b) caches.push_back(dec.new_cache(P + S + 1));
 
   auto t0 = Clock::now();

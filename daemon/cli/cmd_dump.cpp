@@ -90,7 +90,7 @@ void run_dump_vision(const DumpArgs& a) {
     auto gen_cache = dec.new_cache(gen_emb.rows() + a.generate + 1);
     SamplingParams greedy;
     greedy.greedy = true;
-    Sampler s(greedy);
+    const SamplingParams& s = greedy;
     std::vector<int32_t> gen = generate(dec, *gen_cache, prefill(dec, *gen_cache, gen_emb, false), a.generate, s, {});
     write_npy(a.out + "/generated.npy", gen.data(), {int64_t(gen.size())});
   }
@@ -117,7 +117,7 @@ void run_dump(const DumpArgs& a) {
     auto gen_cache = dec.new_cache(int64_t(prompt.size()) + a.generate + 1);
     SamplingParams greedy;
     greedy.greedy = true;
-    Sampler s(greedy);
+    const SamplingParams& s = greedy;
     std::vector<float> last = prefill(dec, *gen_cache, dec.embed(prompt), false);
     std::vector<int32_t> gen = generate(dec, *gen_cache, std::move(last), a.generate, s, {});
     write_npy(a.out + "/generated.npy", gen.data(), {int64_t(gen.size())});

@@ -29,6 +29,7 @@ void on_signal(int sig) {
 struct ServeArgs {
   std::string config_file;
   server::ServerConfig flags;   // only the options given on the command line are applied
+  bool no_prefix_cache = false;
   CLI::App* cmd = nullptr;
 };
 
@@ -48,6 +49,8 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--think")) c.enable_thinking = f.enable_thinking;
   if (given("--max-queue")) c.max_queue = f.max_queue;
   if (given("--max-context")) c.max_context = f.max_context;
+  if (given("--kv-cache-tokens")) c.kv_cache_tokens = f.kv_cache_tokens;
+  if (given("--no-prefix-cache")) c.prefix_cache = false;
   if (given("--max-connections")) c.max_connections = f.max_connections;
   if (given("--allow-uid")) c.allowed_uids = f.allowed_uids;
   if (given("--allow-gid")) c.allowed_gids = f.allowed_gids;
@@ -80,8 +83,11 @@ void serve(const ServeArgs& a) {
   dev.max_memory = cfg.max_memory;
   dev.split = cfg.split;
   dev.vision_device = cfg.vision_device;
-  dev.context = cfg.max_context;       // the KV cache is budgeted for every active request at full length
+  // The KV pool: kv_cache_tokens, else room for every active request at full length
+  // (shared: a request takes blocks as it grows).
+  dev.context = cfg.max_context;
   dev.concurrency = cfg.max_active;
+  dev.kv_tokens = cfg.kv_cache_tokens;
   ChatModelOptions mo;
   if (cfg.enable_thinking) mo.enable_thinking = true;
   mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
@@ -93,6 +99,8 @@ void serve(const ServeArgs& a) {
   so.max_batch_tokens = cfg.max_batch_tokens;
   so.max_queue = cfg.max_queue;
   so.max_context = cfg.max_context;
+  so.kv_blocks = dev.plan_options(model->config()).workload.kv_blocks();   // what the planner budgeted
+  so.prefix_cache = cfg.prefix_cache;
   auto scheduler = std::make_unique<sched::Scheduler>(*model, so);
   server::Server srv(cfg, *model, *scheduler, dev.placement_json(model->decoder()));
   server::Watchdog watchdog;
@@ -148,6 +156,9 @@ void add_serve_command(CLI::App& app) {
                   "Rows per decoder step: running requests one each, prompts the rest (longer ones in chunks)");
   cmd->add_option("--max-queue", f.max_queue, "Waiting requests before answering busy");
   cmd->add_option("--max-context", f.max_context, "Prompt plus generated tokens per request");
+  cmd->add_option("--kv-cache-tokens", f.kv_cache_tokens,
+                  "KV cache size in tokens, shared by all requests (default: max_active x max_context)");
+  cmd->add_flag("--no-prefix-cache", a->no_prefix_cache, "Do not reuse the KV cache of earlier prompts with the same start");
   cmd->add_option("--max-connections", f.max_connections, "Simultaneous client connections");
   cmd->add_option("--allow-uid", f.allowed_uids, "User ids allowed to connect (default: the daemon's own)");
   cmd->add_option("--allow-gid", f.allowed_gids, "Group ids allowed to connect");

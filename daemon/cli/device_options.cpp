@@ -46,6 +46,8 @@ void DeviceOptions::add_to(CLI::App* cmd, bool with_workload) {
     cmd->add_option("--context", context, "Tokens per sequence the KV cache is budgeted for")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     cmd->add_option("--concurrency", concurrency, "Sequences the KV cache is budgeted for")->check(CLI::Range(1, 1 << 16))
         ->capture_default_str();
+    cmd->add_option("--kv-cache-tokens", kv_tokens, "KV cache size in tokens (default: context x concurrency)")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 34));
   }
 }
 
@@ -95,6 +97,7 @@ plan::PlanOptions DeviceOptions::plan_options(const LlmConfig& cfg) const {
   if (!vision_device.empty()) o.vision_device = parse_device(vision_device, "vision_device");
   o.workload.context = context > 0 ? context : std::min<int64_t>(cfg.max_positions > 0 ? cfg.max_positions : 4096, 4096);
   o.workload.concurrency = concurrency;
+  o.workload.kv_tokens = kv_tokens;
   return o;
 }
 

@@ -19,6 +19,7 @@ struct DeviceOptions {
   std::string vision_device;      // empty: where headroom remains
   int64_t context = 0;            // tokens per sequence budgeted; 0: min(max_position_embeddings, 4096)
   int concurrency = 1;            // sequences budgeted at once
+  int64_t kv_tokens = 0;          // KV pool size; 0: context x concurrency
 
   // `with_workload` adds --context and --concurrency (serve has its own).
   void add_to(CLI::App* cmd, bool with_workload = true);

@@ -1,9 +1,6 @@
 #include "model/answer.h"
 
-#include <algorithm>
-
 #include "kernels/ops.h"
-#include "tokenizer/stream_decoder.h"
 #include "util/error.h"
 
 namespace omni {
@@ -22,47 +19,24 @@ kernels::Tensor drop_pad_rows(const kernels::Tensor& embeds, const std::vector<i
   return out;
 }
 
+GenerationOptions generation_options(const ChatModel& model, const AnswerOptions& opt) {
+  GenerationOptions g;
+  g.sampling = opt.sampling;
+  g.max_tokens = opt.max_tokens;
+  g.stop_ids = model.stop_ids();
+  g.stop_strings = opt.stop_strings;
+  return g;
+}
+
 Answer answer(ChatModel& model, const std::vector<ImageInput>& images, const std::string& question,
               const AnswerOptions& opt, const std::function<void(const std::string&)>& on_text) {
-  if (opt.max_tokens <= 0) throw Error("max_tokens must be positive");
+  Generation gen(&model.tokenizer(), generation_options(model, opt));
   ChatPrompt prompt = model.prepare(images, question);
   kernels::Tensor emb = drop_pad_rows(model.embed_prompt(prompt, model.encode_images(prompt)), prompt.ids, opt.pad_id);
   const Decoder& dec = model.decoder();
   auto cache = dec.new_cache(emb.rows() + opt.max_tokens);
-  std::vector<float> last = prefill(dec, *cache, emb, false);
-
-  Answer a;
-  tok::StreamDecoder stream(model.tokenizer());
-  const std::vector<int32_t> stops = model.stop_ids();
-  Sampler sampler(opt.sampling);
-  bool stopped_by_string = false;
-  auto on_token = [&](int32_t tok) {
-    if (std::find(stops.begin(), stops.end(), tok) != stops.end()) return true;
-    std::string piece = stream.push(tok);
-    a.text += piece;
-    for (const auto& s : opt.stop_strings) {
-      auto pos = s.empty() ? std::string::npos : a.text.find(s);
-      if (pos != std::string::npos) {
-        // Emit only what precedes the stop string.
-        const size_t before = a.text.size() - piece.size();
-        if (pos > before && on_text) on_text(a.text.substr(before, pos - before));
-        a.text.resize(pos);
-        stopped_by_string = true;
-        return false;
-      }
-    }
-    if (on_text && !piece.empty()) on_text(piece);
-    return true;
-  };
-  a.tokens = generate(dec, *cache, std::move(last), opt.max_tokens, sampler, stops, on_token);
-  if (!stopped_by_string) {
-    std::string tail = stream.finish();
-    a.text += tail;
-    if (on_text && !tail.empty()) on_text(tail);
-  }
-  const bool hit_stop = !a.tokens.empty() && std::find(stops.begin(), stops.end(), a.tokens.back()) != stops.end();
-  a.finish_reason = hit_stop || stopped_by_string ? "stop" : "length";
-  return a;
+  decode(dec, *cache, prefill(dec, *cache, emb, false), gen, on_text);
+  return {gen.text(), gen.tokens(), gen.reason()};
 }
 
 }  // namespace omni

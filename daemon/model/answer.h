@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/chat_model.h"
+#include "model/generation.h"
 
 namespace omni {
 
@@ -20,8 +21,11 @@ struct AnswerOptions {
 struct Answer {
   std::string text;
   std::vector<int32_t> tokens;     // generated ids, the stop token included when one was hit
-  std::string finish_reason;       // "stop" or "length"
+  FinishReason finish_reason = FinishReason::none;   // stop or length
 };
+
+// The generation settings of `opt` with the model's stop ids.
+GenerationOptions generation_options(const ChatModel& model, const AnswerOptions& opt);
 
 // Embeddings with the rows whose id is pad_id left out (see drop_pad_tokens).
 kernels::Tensor drop_pad_rows(const kernels::Tensor& embeds, const std::vector<int32_t>& ids, int32_t pad_id);

@@ -23,32 +23,42 @@ std::vector<int32_t> drop_pad_tokens(const std::vector<int32_t>& ids, int32_t pa
   return out;
 }
 
-std::vector<float> prefill(const Decoder& dec, KvCache& cache, const kernels::Tensor& embeds, bool all_rows) {
+std::vector<float> prefill(const Decoder& dec, KvSequence& cache, const kernels::Tensor& embeds, bool all_rows) {
   const int64_t T = embeds.rows();
   if (T == 0) throw Error("empty prompt");
   kernels::Tensor h = dec.forward(embeds, {{&cache, T}});
   return dec.logits(all_rows ? h : h.rows_view(T - 1, 1));
 }
 
-std::vector<int32_t> generate(const Decoder& dec, KvCache& cache, std::vector<float> logits, int max_tokens,
-                              Sampler& sampler, const std::vector<int32_t>& stop_ids,
-                              const std::function<bool(int32_t)>& on_token, std::vector<int32_t> history) {
+void decode(const Decoder& dec, KvSequence& cache, std::vector<float> logits, Generation& gen,
+            const std::function<void(const std::string&)>& on_text) {
   const int V = dec.config().vocab;
-  if (logits.size() < size_t(V)) throw Error("generate: logits row shorter than the vocabulary");
-  std::vector<int32_t> out;
+  if (logits.size() < size_t(V)) throw Error("decode: logits row shorter than the vocabulary");
   const float* last = logits.data() + logits.size() - size_t(V);
-  for (int i = 0; i < max_tokens; ++i) {
-    int32_t tok = sampler.next(last, V, history);
-    out.push_back(tok);
-    history.push_back(tok);
-    bool go_on = on_token ? on_token(tok) : true;
-    if (std::find(stop_ids.begin(), stop_ids.end(), tok) != stop_ids.end() || !go_on || i + 1 == max_tokens) break;
-    if (cache.length() >= cache.capacity()) break;
-    kernels::Tensor h = dec.forward(dec.embed({tok}), {{&cache, 1}});
+  for (;;) {
+    std::string piece = gen.next(last, V);
+    if (!piece.empty() && on_text) on_text(piece);
+    if (gen.finished()) return;
+    if (cache.length() >= cache.capacity()) {
+      piece = gen.end(FinishReason::length);
+      if (!piece.empty() && on_text) on_text(piece);
+      return;
+    }
+    kernels::Tensor h = dec.forward(dec.embed({gen.last_token()}), {{&cache, 1}});
     logits = dec.logits(h);
     last = logits.data();
   }
-  return out;
+}
+
+std::vector<int32_t> generate(const Decoder& dec, KvSequence& cache, std::vector<float> logits, int max_tokens,
+                              const SamplingParams& sampling, const std::vector<int32_t>& stop_ids) {
+  GenerationOptions o;
+  o.sampling = sampling;
+  o.max_tokens = max_tokens;
+  o.stop_ids = stop_ids;
+  Generation gen(nullptr, std::move(o));
+  decode(dec, cache, std::move(logits), gen);
+  return gen.tokens();
 }
 
 }  // namespace omni

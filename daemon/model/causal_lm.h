@@ -8,6 +8,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "model/decoder.h"
+#include "model/generation.h"
 #include "model/sampler.h"
 
 namespace omni {
@@ -35,14 +36,17 @@ std::vector<int32_t> drop_pad_tokens(const std::vector<int32_t>& ids, int32_t pa
 
 // Runs `embeds` ([T, hidden]) through the decoder as one prefill of `cache`; returns the
 // logits of every row (all_rows) or of the last row only, as [rows × vocab] floats.
-std::vector<float> prefill(const Decoder& dec, KvCache& cache, const kernels::Tensor& embeds, bool all_rows);
+std::vector<float> prefill(const Decoder& dec, KvSequence& cache, const kernels::Tensor& embeds, bool all_rows);
 
-// Generates up to `max_tokens` tokens after a prefill whose last logits are `last_logits`,
-// one decode step at a time. Stops after a token in `stop_ids` (which is included).
-// `on_token` may return false to stop early.
-std::vector<int32_t> generate(const Decoder& dec, KvCache& cache, std::vector<float> last_logits, int max_tokens,
-                              Sampler& sampler, const std::vector<int32_t>& stop_ids,
-                              const std::function<bool(int32_t)>& on_token = {},
-                              std::vector<int32_t> history = {});
+// The decode loop of one sequence: samples from `last_logits` (the prompt's last row),
+// feeds each token back, until `gen` ends (stop id, stop string, max_tokens) or the cache
+// is full (finish reason length). `on_text` gets the text that may be shown, piece by piece.
+void decode(const Decoder& dec, KvSequence& cache, std::vector<float> last_logits, Generation& gen,
+            const std::function<void(const std::string&)>& on_text = {});
+
+// Ids only, for bare decoders: up to `max_tokens` after a prefill whose last logits are
+// `last_logits`, stopping after a token in `stop_ids` (which is included).
+std::vector<int32_t> generate(const Decoder& dec, KvSequence& cache, std::vector<float> last_logits, int max_tokens,
+                              const SamplingParams& sampling, const std::vector<int32_t>& stop_ids);
 
 }  // namespace omni

@@ -179,9 +179,15 @@ std::vector<float> ChatModel::piece_pixels(const image::Image& piece) const {
 }
 
 std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const ChatPrompt& prompt,
-                                                                          kernels::TurnLock* turns) {
+                                                                          kernels::TurnLock* turns,
+                                                                          const std::vector<bool>* skip) {
   std::vector<std::shared_ptr<const VisionEmbeds>> out;
-  for (const auto& im : prompt.images) {
+  for (size_t i = 0; i < prompt.images.size(); ++i) {
+    const PreparedImage& im = prompt.images[i];
+    if (skip && i < skip->size() && (*skip)[i]) {
+      out.push_back(nullptr);
+      continue;
+    }
     if (auto hit = cache_->find(im.cache_key)) {
       out.push_back(hit);
       continue;
@@ -210,7 +216,15 @@ kernels::Tensor ChatModel::embed_prompt(const ChatPrompt& prompt,
   kernels::Tensor emb = decoder_->embed(prompt.ids);
   const int64_t H = config().hidden;
   size_t b = 0;
-  for (const auto& v : vision) {
+  if (vision.size() != prompt.images.size())
+    throw Error(std::to_string(vision.size()) + " picture embeddings for " + std::to_string(prompt.images.size()) +
+                " pictures");
+  for (size_t i = 0; i < vision.size(); ++i) {
+    const auto& v = vision[i];
+    if (!v) {   // reused from the KV cache: its rows are never read
+      b += prompt.images[i].sliced.pieces.size();
+      continue;
+    }
     for (int piece = 0; piece < v->pieces; ++piece, ++b) {
       if (b >= prompt.bounds.size()) throw Error("more picture pieces than placeholders in the prompt");
       const auto [first, last] = prompt.bounds[b];

@@ -80,9 +80,12 @@ class ChatModel {
   // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
   // `turns`: the vision device's lock, taken for one piece at a time so that decode steps
   // sharing the device get their turns between pieces (the daemon's scheduler).
+  // `skip[i]`: picture i is not needed (its rows are reused from the KV cache); its entry is null.
   std::vector<std::shared_ptr<const VisionEmbeds>> encode_images(const ChatPrompt& prompt,
-                                                                 kernels::TurnLock* turns = nullptr);
-  // Token embeddings of the prompt with the picture rows written over the <unk> runs.
+                                                                 kernels::TurnLock* turns = nullptr,
+                                                                 const std::vector<bool>* skip = nullptr);
+  // Token embeddings of the prompt with the picture rows written over the <unk> runs
+  // (a null entry leaves that picture's runs as they are).
   kernels::Tensor embed_prompt(const ChatPrompt& prompt,
                                const std::vector<std::shared_ptr<const VisionEmbeds>>& vision) const;
   // Normalised pixels [3, H, W] of one piece, as the tower sees them.

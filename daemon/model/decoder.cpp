@@ -160,9 +160,23 @@ Tensor Decoder::embed(const std::vector<int32_t>& ids) const {
   return out;
 }
 
-std::unique_ptr<KvCache> Decoder::new_cache(int64_t capacity) const {
-  if (ranks_ > 1) return KvCache::sharded(place_.tp_devices, cfg_.n_layers, cfg_.kv_width() / ranks_, capacity);
-  return std::make_unique<KvCache>(place_.layer_devices, cfg_.kv_width(), capacity);
+std::shared_ptr<KvPool> Decoder::new_pool(int64_t n_blocks, bool prefix_cache) const {
+  std::vector<std::shared_ptr<kernels::Device>> devs;
+  for (int l = 0; l < cfg_.n_layers; ++l)
+    for (int r = 0; r < ranks_; ++r) devs.push_back(rank_device(l, r));
+  return std::make_shared<KvPool>(devs, ranks_, cfg_.kv_width() / ranks_, n_blocks, prefix_cache);
+}
+
+int64_t Decoder::block_bytes(const kernels::Device& dev) const {
+  int64_t layers = 0;
+  for (int l = 0; l < cfg_.n_layers; ++l)
+    for (int r = 0; r < ranks_; ++r) layers += rank_device(l, r).get() == &dev;
+  return layers * 2 * kBlockTokens * (cfg_.kv_width() / ranks_) * int64_t(kernels::dtype_size(dev.compute_dtype()));
+}
+
+std::unique_ptr<KvSequence> Decoder::new_cache(int64_t capacity) const {
+  return std::make_unique<KvSequence>(new_pool(std::max<int64_t>(1, blocks_for(capacity)), false),
+                                      std::max<int64_t>(capacity, 1));
 }
 
 namespace {
@@ -181,9 +195,10 @@ void Decoder::check_batch(const Tensor& hidden, const std::vector<SeqSlice>& seq
   int64_t T = 0;
   for (const auto& s : seqs) {
     if (!s.cache) throw Error("decoder forward: sequence without a KV cache");
-    if (s.cache->length() + s.n_tokens > s.cache->capacity())
-      throw Error("context length exceeded: " + std::to_string(s.cache->length() + s.n_tokens) + " tokens, cache holds " +
-                  std::to_string(s.cache->capacity()));
+    if (!s.cache->reserve(s.n_tokens))
+      throw Error("KV cache full: " + std::to_string(s.cache->blocks_needed(s.n_tokens)) + " more blocks needed, " +
+                  std::to_string(s.cache->pool().blocks().available()) + " of " +
+                  std::to_string(s.cache->pool().blocks().n_blocks()) + " free");
     T += s.n_tokens;
   }
   if (hidden.rows() != T || hidden.cols() != cfg_.hidden)
@@ -205,13 +220,56 @@ Tensor Decoder::forward(Tensor hidden, const std::vector<SeqSlice>& seqs) const 
   return to_device(x, place_.head_device);
 }
 
-Tensor Decoder::forward_stage(int stage, Tensor x, const std::vector<SeqSlice>& seqs) const {
-  const DecoderStage& st = stages_.at(size_t(stage));
-  std::vector<int32_t> pos;   // each row's position: its sequence's cached length onwards
+// What every layer of a step needs besides the hidden rows, on one device: each row's
+// position and pool row, and where each sequence's keys are. Sequences of one pool (the
+// daemon's case) share one attention call; sequences of separate pools (tools, tests)
+// get one call each.
+struct Decoder::StepInputs {
+  Tensor positions;
+  std::vector<Tensor> rows;                     // per pool group: pool rows of its new tokens
+  std::vector<kernels::AttentionLayout> layouts;
+  std::vector<std::pair<int64_t, int64_t>> spans;   // per group: [first, count) of the step's rows
+};
+
+Decoder::StepInputs Decoder::step_inputs(const std::shared_ptr<kernels::Device>& dev,
+                                         const std::vector<SeqSlice>& seqs) const {
+  StepInputs in;
+  std::vector<int32_t> pos;
   for (const auto& s : seqs)
     for (int64_t i = 0; i < s.n_tokens; ++i) pos.push_back(int32_t(s.cache->length() + i));
-  const int64_t T = int64_t(pos.size());
-  std::vector<Tensor> xs, positions;
+  in.positions = Tensor::from_host_i32(dev, {int64_t(pos.size())}, pos.data());
+  bool one_pool = true;
+  for (const auto& s : seqs) one_pool &= &s.cache->pool() == &seqs.front().cache->pool();
+  int64_t row = 0;
+  for (size_t i = 0; i < seqs.size();) {
+    const size_t end = one_pool ? seqs.size() : i + 1;
+    kernels::AttentionLayout lay;
+    lay.block_rows = int32_t(kBlockTokens);
+    std::vector<int32_t> rows;
+    const int64_t first = row;
+    for (; i < end; ++i) {
+      const KvSequence& c = *seqs[i].cache;
+      const int64_t past = c.length(), n_new = seqs[i].n_tokens;
+      const int64_t q_begin = one_pool ? row : 0;
+      lay.seqs.push_back({int32_t(q_begin), int32_t(n_new), int32_t(past + n_new), int32_t(past),
+                          int32_t(lay.block_table.size())});
+      const int64_t n_blocks = blocks_for(past + n_new);
+      lay.block_table.insert(lay.block_table.end(), c.blocks().begin(), c.blocks().begin() + std::ptrdiff_t(n_blocks));
+      for (int64_t t = 0; t < n_new; ++t) rows.push_back(c.row_of(past + t));
+      row += n_new;
+    }
+    lay.upload(dev);
+    in.rows.push_back(Tensor::from_host_i32(dev, {int64_t(rows.size())}, rows.data()));
+    in.layouts.push_back(std::move(lay));
+    in.spans.emplace_back(first, row - first);
+  }
+  return in;
+}
+
+Tensor Decoder::forward_stage(int stage, Tensor x, const std::vector<SeqSlice>& seqs) const {
+  const DecoderStage& st = stages_.at(size_t(stage));
+  std::vector<Tensor> xs;
+  std::vector<StepInputs> inputs;
   for (int r = 0; r < ranks_; ++r) {   // one residual stream per rank (tensor parallel), else one
     const auto& dev = rank_device(st.first_layer, r);
     if (r == 0) {
@@ -220,9 +278,9 @@ Tensor Decoder::forward_stage(int stage, Tensor x, const std::vector<SeqSlice>& 
       xs.push_back(Tensor::empty(dev, dev->compute_dtype(), x.shape()));
       kernels::copy_between(xs.front(), xs.back());
     }
-    positions.push_back(Tensor::from_host_i32(dev, {T}, pos.data()));
+    inputs.push_back(step_inputs(dev, seqs));
   }
-  for (int l = st.first_layer; l <= st.last_layer; ++l) run_layer(l, xs, positions, seqs);
+  for (int l = st.first_layer; l <= st.last_layer; ++l) run_layer(l, xs, inputs, seqs);
   return xs.front();
 }
 
@@ -231,7 +289,7 @@ void Decoder::reduce_add(std::vector<Tensor>& x, std::vector<Tensor>& partial) c
   for (size_t r = 0; r < x.size(); ++r) x[r].device().ops().add(x[r], partial[r], x[r]);
 }
 
-void Decoder::run_layer(int l, std::vector<Tensor>& x, const std::vector<Tensor>& positions,
+void Decoder::run_layer(int l, std::vector<Tensor>& x, const std::vector<StepInputs>& in,
                         const std::vector<SeqSlice>& seqs) const {
   const int64_t T = x[0].rows(), H = cfg_.hidden, Q = cfg_.q_width() / ranks_, KV = cfg_.kv_width() / ranks_;
   const int64_t F = cfg_.ffn / ranks_;
@@ -259,23 +317,22 @@ void Decoder::run_layer(int l, std::vector<Tensor>& x, const std::vector<Tensor>
       ops.rms_norm(q, L.q_norm, cfg_.rms_eps, q);
       ops.rms_norm(k, L.k_norm, cfg_.rms_eps, k);
     }
-    ops.rope(q, positions[size_t(r)], inv_freq, args.n_heads, cfg_.head_dim);
-    ops.rope(k, positions[size_t(r)], inv_freq, args.n_kv_heads, cfg_.head_dim);
+    const StepInputs& si = in[size_t(r)];
+    ops.rope(q, si.positions, inv_freq, args.n_heads, cfg_.head_dim);
+    ops.rope(k, si.positions, inv_freq, args.n_kv_heads, cfg_.head_dim);
 
+    // New keys and values into their blocks, then one attention over every sequence of
+    // the pool (one group in the daemon).
     Tensor attn = Tensor::empty(dev, dt, {T, Q});
-    int64_t row = 0;
-    for (const auto& s : seqs) {
-      const int64_t past = s.cache->length(), n_new = s.n_tokens;
-      Tensor& kc_all = s.cache->k(l, r);
-      Tensor& vc_all = s.cache->v(l, r);
-      Tensor kc = kc_all.rows_view(past, n_new), vc = vc_all.rows_view(past, n_new);
-      ops.copy(k.rows_view(row, n_new), kc);
-      ops.copy(v.rows_view(row, n_new), vc);
-      args.causal_offset = past;
-      Tensor out = attn.rows_view(row, n_new);
-      ops.attention(q.rows_view(row, n_new), kc_all.rows_view(0, past + n_new), vc_all.rows_view(0, past + n_new), out,
-                    args);
-      row += n_new;
+    for (size_t g = 0; g < si.layouts.size(); ++g) {
+      KvPool& pool = seqs[si.layouts.size() == 1 ? 0 : g].cache->pool();
+      const auto [first, count] = si.spans[g];
+      Tensor& kp = pool.k(l, r);
+      Tensor& vp = pool.v(l, r);
+      ops.write_rows(k.rows_view(first, count), si.rows[g], kp);
+      ops.write_rows(v.rows_view(first, count), si.rows[g], vp);
+      Tensor out = si.layouts.size() == 1 ? attn : attn.rows_view(first, count);
+      ops.attention(si.layouts.size() == 1 ? q : q.rows_view(first, count), kp, vp, out, args, si.layouts[g]);
     }
     o[r] = Tensor::empty(dev, dt, {T, H});
     ops.linear(attn, L.wo, nullptr, o[r]);

@@ -6,15 +6,18 @@
 // all-reduce after o_proj and down_proj); see docs/parallelism.md.
 //
 // A forward call takes a batch of sequences, each contributing some new tokens (a
-// prompt to prefill or one decode token): their rows are concatenated so the GEMMs
-// run once per layer for the whole batch, and attention runs per sequence.
+// prompt chunk to prefill or one decode token): their rows are concatenated so every
+// op runs once per layer for the whole batch. Keys and values go to a paged KV pool
+// (model/kv_pool.h); one attention call per layer covers every sequence of the batch,
+// each through its block table. Positions, pool rows and block tables reach each
+// device once per step.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels/comm.h"
 #include "kernels/tensor.h"
-#include "model/kv_cache.h"
+#include "model/kv_pool.h"
 #include "model/llm_config.h"
 #include "model/weight_loader.h"
 
@@ -40,9 +43,9 @@ struct DecoderPlacement {
   std::vector<std::shared_ptr<kernels::Device>> devices() const;
 };
 
-// One sequence's share of a batch: its cache and how many new rows it brings.
+// One sequence's share of a batch: its KV sequence and how many new rows it brings.
 struct SeqSlice {
-  KvCache* cache = nullptr;
+  KvSequence* cache = nullptr;
   int64_t n_tokens = 0;
 };
 
@@ -65,22 +68,29 @@ class Decoder {
 
   // Token embeddings [T, hidden] on the embedding device.
   kernels::Tensor embed(const std::vector<int32_t>& ids) const;
-  // Runs every layer over `hidden` ([sum n_tokens, hidden], left unchanged) and appends to the caches.
+  // Runs every layer over `hidden` ([sum n_tokens, hidden], left unchanged) and appends to the
+  // sequences (taking the blocks they need; throws when their pool has too few).
   // Returns the last layer's output on the head device (before the final norm).
   kernels::Tensor forward(kernels::Tensor hidden, const std::vector<SeqSlice>& seqs) const;
 
-  // The same forward in pieces, for PipelineRunner's stage threads: check_batch, then
-  // forward_stage for every stage in order, then advance. forward_stage takes `x` by
-  // value and may update its storage in place (the residual stream); it writes the
-  // stage's layers of the caches but does not advance them.
+  // The same forward in pieces, for PipelineRunner's stage threads: check_batch (which
+  // also takes the blocks the new rows need), then forward_stage for every stage in
+  // order, then advance. forward_stage takes `x` by value and may update its storage in
+  // place (the residual stream); it writes the stage's layers of the sequences' blocks
+  // but does not advance them.
   const std::vector<DecoderStage>& stages() const { return stages_; }
   void check_batch(const kernels::Tensor& hidden, const std::vector<SeqSlice>& seqs) const;
   kernels::Tensor forward_stage(int stage, kernels::Tensor x, const std::vector<SeqSlice>& seqs) const;
   static void advance(const std::vector<SeqSlice>& seqs);
   // Final norm and lm_head: [R, vocab] float32 logits on the host.
   std::vector<float> logits(const kernels::Tensor& hidden) const;
-  // A cache for one sequence of up to `capacity` tokens, on the layers' devices.
-  std::unique_ptr<KvCache> new_cache(int64_t capacity) const;
+  // A KV pool of n_blocks blocks on the layers' devices (each rank its heads' share).
+  std::shared_ptr<KvPool> new_pool(int64_t n_blocks, bool prefix_cache) const;
+  // Bytes one block takes on `dev` (its layers, its rank's heads): the planner's unit.
+  int64_t block_bytes(const kernels::Device& dev) const;
+  // A sequence of up to `capacity` tokens on a pool of its own (tools and tests; the
+  // daemon's sequences share one pool).
+  std::unique_ptr<KvSequence> new_cache(int64_t capacity) const;
 
  private:
   // One rank's share of a layer (the whole layer without tensor parallelism).
@@ -91,8 +101,10 @@ class Decoder {
   void make_stages();
   void load_layer(WeightLoader& w, const std::string& p, int rank, const std::shared_ptr<kernels::Device>& dev);
   const std::shared_ptr<kernels::Device>& rank_device(int l, int r) const;
-  // x[r], positions[r] on rank r's device (one entry without tensor parallelism).
-  void run_layer(int l, std::vector<kernels::Tensor>& x, const std::vector<kernels::Tensor>& positions,
+  struct StepInputs;
+  StepInputs step_inputs(const std::shared_ptr<kernels::Device>& dev, const std::vector<SeqSlice>& seqs) const;
+  // x[r], in[r] on rank r's device (one entry without tensor parallelism).
+  void run_layer(int l, std::vector<kernels::Tensor>& x, const std::vector<StepInputs>& in,
                  const std::vector<SeqSlice>& seqs) const;
   // Sums the ranks' partial outputs into each rank's residual stream.
   void reduce_add(std::vector<kernels::Tensor>& x, std::vector<kernels::Tensor>& partial) const;

@@ -19,4 +19,12 @@ std::string sha256_hex(const uint8_t* data, size_t size) {
   return out;
 }
 
+Sha256 sha256(const uint8_t* data, size_t size) {
+  Sha256 out{};
+  unsigned int len = 0;
+  if (EVP_Digest(data, size, out.data(), &len, EVP_sha256(), nullptr) != 1 || len != out.size())
+    throw Error("SHA-256 failed");
+  return out;
+}
+
 }  // namespace omni

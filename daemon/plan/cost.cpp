@@ -1,5 +1,7 @@
 #include "plan/cost.h"
 
+#include "model/kv_pool.h"
+
 namespace omni::plan {
 
 int64_t elem_bytes(const kernels::DeviceId& id) { return id.kind == kernels::DeviceId::Kind::CPU ? 4 : 2; }
@@ -25,8 +27,10 @@ int64_t CostModel::resampler_params() const {
   return int64_t(m_.query_num) * D + D * KV + 3 * D * D + 3 * D + D * D + D + 6 * D + D * D;
 }
 
+int64_t Workload::kv_blocks() const { return blocks_for(kv_tokens > 0 ? kv_tokens : context * int64_t(concurrency)); }
+
 int64_t CostModel::kv_elems_per_layer(int tp) const {
-  return 2 * w_.context * w_.concurrency * (m_.llm.kv_width() / tp);
+  return 2 * w_.kv_blocks() * kBlockTokens * (m_.llm.kv_width() / tp);
 }
 
 int64_t CostModel::layer_workspace_elems(int tp) const {

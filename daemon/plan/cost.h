@@ -14,6 +14,10 @@ int64_t elem_bytes(const kernels::DeviceId& id);
 struct Workload {
   int64_t context = 4096;   // tokens per sequence (prompt + answer)
   int concurrency = 1;      // sequences decoding together
+  int64_t kv_tokens = 0;    // KV cache size; 0: context x concurrency
+  // The KV pool in blocks of kBlockTokens (model/kv_pool.h): what the planner budgets and
+  // the daemon allocates. Sequences share it, taking blocks as they grow.
+  int64_t kv_blocks() const;
 };
 
 class CostModel {
@@ -28,7 +32,7 @@ class CostModel {
   int64_t vision_params() const;      // 0 without vision
   int64_t resampler_params() const;   // 0 without vision
 
-  // KV cache elements of one layer for the whole workload (a rank's share under tp).
+  // KV cache elements of one layer for the whole pool (a rank's share under tp).
   int64_t kv_elems_per_layer(int tp = 1) const;
   // Scratch elements while a stage runs: one whole prompt prefilled at once through a layer.
   int64_t layer_workspace_elems(int tp = 1) const;

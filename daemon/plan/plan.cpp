@@ -197,6 +197,7 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
     p.devices.push_back(std::move(d));
   }
   p.max_memory = o_.max_memory;
+  p.kv_blocks = o_.workload.kv_blocks();
   return p;
 }
 
@@ -240,6 +241,7 @@ Plan Planner::tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) co
     p.devices.push_back(std::move(d));
   }
   p.max_memory = o_.max_memory;
+  p.kv_blocks = o_.workload.kv_blocks();
   return p;
 }
 
@@ -265,7 +267,8 @@ void Planner::refuse(const Plan& p) const {
       << format_bytes(kv) << ", workspace " << format_bytes(ws) << "), available " << format_bytes(d.available_bytes)
       << (w + kv + ws > d.available_bytes ? "  <- short by " + format_bytes(w + kv + ws - d.available_bytes) : "");
   }
-  s << "\n(more devices, larger max_memory caps, a shorter context or lower concurrency would help)";
+  s << "\n(more devices, larger max_memory caps, a smaller KV cache (--kv-cache-tokens), a shorter context or lower "
+       "concurrency would help)";
   throw Error(s.str());
 }
 

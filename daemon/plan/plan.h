@@ -48,6 +48,7 @@ struct Plan {
   int n_layers = 0;
   std::vector<DevicePlan> devices;          // one per listed device, in order
   std::map<std::string, int64_t> max_memory;   // the caps the devices are made with
+  int64_t kv_blocks = 0;                    // the KV pool every device holds its layers of
 
   // Budget left on a stage after its weights, KV cache and workspace.
   int64_t free_after_load(size_t i) const;

@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "model/kv_pool.h"
 #include "plan/format.h"
 #include "plan/plan.h"
 
@@ -10,6 +11,7 @@ namespace omni::plan {
 std::string Plan::json() const {
   nlohmann::json j;
   j["parallel"] = to_string(parallel);
+  j["kv_cache"] = {{"block_tokens", kBlockTokens}, {"blocks", kv_blocks}, {"tokens", kv_blocks * kBlockTokens}};
   j["devices"] = nlohmann::json::array();
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& d = devices[i];
@@ -31,6 +33,8 @@ std::string Plan::json() const {
 std::string Plan::table() const {
   std::ostringstream s;
   s << "parallel: " << to_string(parallel) << "\n";
+  s << "kv cache: " << kv_blocks << " blocks of " << kBlockTokens << " tokens (" << kv_blocks * kBlockTokens
+    << " tokens, shared by all sequences)\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-8s %-12s %-12s %-12s %-12s %-12s %-12s %s\n", "device", "layers", "weights", "kv cache",
                 "workspace", "available", "free after", "components");

@@ -15,8 +15,8 @@
 namespace omni::sched {
 
 struct Result {
-  std::string finish_reason;   // "stop", "length", "cancelled", "deadline", "error"
-  std::string error_code;      // with "error": "bad_image", "bad_request", "internal", ...
+  FinishReason finish_reason = FinishReason::none;
+  std::string error_code;      // with error: "bad_image", "bad_request", "too_large", "internal", ...
   std::string error_message;
   uint32_t prompt_tokens = 0, completion_tokens = 0, image_tokens = 0;
   double queue_ms = 0, prefill_ms = 0, decode_ms = 0, total_ms = 0;

@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "kernels/ops.h"
-#include "tokenizer/stream_decoder.h"
+#include "model/prefix_hash.h"
 #include "util/error.h"
 
 namespace omni::sched {
@@ -22,25 +22,29 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 struct Scheduler::Active {
   Request req;
   std::shared_ptr<Ticket> ticket;
-  std::unique_ptr<KvCache> cache;
-  std::unique_ptr<Sampler> sampler;
-  std::unique_ptr<tok::StreamDecoder> stream;
-  kernels::Tensor pending;          // prompt embeddings until the prefill has run
+  std::unique_ptr<Generation> gen;
+  std::unique_ptr<KvSequence> seq;
+  PrefixHasher rows;                // every row's identity: the prompt's, then each generated token's
+  kernels::Tensor prompt;           // the prompt's embeddings, kept for a recompute after preemption
+  int64_t prompt_rows = 0;
+  int64_t stale_rows = 0;           // prompt rows [0, stale_rows) may lack picture rows (tower skipped: reused)
+  kernels::Tensor pending;          // rows still to prefill (the prompt's rest; after preemption, more)
   int64_t prefilled = 0;            // rows of `pending` already in the KV cache
   int64_t step_rows = 0;            // rows it has in its group's step now
-  int32_t last_token = -1;
-  std::vector<int32_t> generated;
-  std::string text;                 // answer so far, for stop strings
+  int64_t published = 0;            // blocks of seq offered to the prefix cache
   Result result;
   Clock::time_point queued_at, started_at, prefilled_at;
   bool done = false;
   bool counted = false;             // holds one of n_active_
   int group = 0;                    // the batch group it steps with
   bool in_flight = false;           // its group's step is in the pipeline: hands off
+  uint64_t order = 0;               // admission order
 };
 
 Scheduler::Scheduler(ChatModel& model, SchedulerOptions opt) : model_(model), opt_(opt) {
   if (opt_.max_batch_tokens < 1) throw Error("scheduler: max_batch_tokens must be at least 1");
+  const int64_t blocks = opt_.kv_blocks > 0 ? opt_.kv_blocks : int64_t(opt_.max_active) * blocks_for(opt_.max_context);
+  pool_ = model_.decoder().new_pool(blocks, opt_.prefix_cache);
   runner_ = std::make_unique<PipelineRunner>(model_.decoder());
   groups_.resize(size_t(runner_->n_stages()));
   thread_ = std::thread([this] { loop(); });
@@ -60,7 +64,7 @@ std::shared_ptr<Ticket> Scheduler::submit(Request r) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || draining_ || int(queue_.size()) >= opt_.max_queue) return nullptr;
-    queue_.push_back({std::move(r), ticket, Clock::now()});
+    queue_.push_back({std::move(r), ticket, Clock::now(), nullptr});
   }
   cv_.notify_all();
   return ticket;
@@ -70,7 +74,8 @@ Stats Scheduler::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   Stats s;
   s.active = n_active_.load();
-  s.queued = uint32_t(queue_.size());
+  s.queued = 0;
+  for (const auto& w : queue_) s.queued += w.resume ? 0 : 1;
   s.completed = completed_;
   s.generated_tokens = generated_;
   const auto now = Clock::now();
@@ -79,6 +84,8 @@ Stats Scheduler::stats() const {
     if (now - t < std::chrono::seconds(5)) n += k;
   s.tokens_per_s = double(n) / 5.0;
   s.pipeline = runner_->stats();
+  s.kv = pool_->blocks().stats();
+  s.preemptions = preemptions_.load();
   return s;
 }
 
@@ -99,26 +106,27 @@ void Scheduler::drain(Clock::time_point deadline) {
   }
 }
 
-void Scheduler::finish(Active& a, const std::string& reason, const std::string& code, const std::string& msg) {
+void Scheduler::finish(Active& a, FinishReason reason, const std::string& code, const std::string& msg) {
   if (a.done) return;
   a.done = true;
-  if (a.stream && reason != "error") {
-    std::string tail = a.stream->finish();
+  if (a.gen) {
+    std::string tail = a.gen->end(reason);   // held-back text, unless it already ended or failed
     if (!tail.empty() && a.req.events.on_token) a.req.events.on_token(tail, -1);
   }
   const auto now = Clock::now();
   a.result.finish_reason = reason;
   a.result.error_code = code;
   a.result.error_message = msg;
-  a.result.completion_tokens = uint32_t(a.generated.size());
+  a.result.completion_tokens = a.gen ? uint32_t(a.gen->tokens().size()) : 0;
   if (a.started_at != Clock::time_point{}) a.result.queue_ms = ms_between(a.queued_at, a.started_at);
   if (a.prefilled_at != Clock::time_point{}) {
     a.result.prefill_ms = ms_between(a.started_at, a.prefilled_at);
     a.result.decode_ms = ms_between(a.prefilled_at, now);
   }
   a.result.total_ms = ms_between(a.queued_at, now);
-  a.cache.reset();   // the KV cache goes back at once
+  a.seq.reset();   // the KV blocks go back at once (full ones stay cached)
   a.pending = {};
+  a.prompt = {};
   if (a.counted) n_active_.fetch_sub(1);   // before on_done, so status never lags the answer
   if (a.req.events.on_done) a.req.events.on_done(a.result);
   {
@@ -141,82 +149,231 @@ void Scheduler::admit_loop() {
     Waiting w;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      // n_active_ counts requests being prepared too: the KV cache is budgeted for max_active.
-      cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && int(n_active_.load()) < opt_.max_active); });
+      // n_active_ counts requests being prepared too; a preempted request keeps its slot.
+      cv_.wait(lock, [&] {
+        return stopping_ ||
+               (!queue_.empty() && (queue_.front().resume || int(n_active_.load()) < opt_.max_active));
+      });
       if (stopping_) return;
       w = std::move(queue_.front());
       queue_.pop_front();
-      n_active_.fetch_add(1);
+      if (!w.resume) n_active_.fetch_add(1);
     }
+    const bool resumed = w.resume != nullptr;
     std::unique_ptr<Active> a = prepare(std::move(w));
     if (!a) continue;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ready_.push_back(std::move(a));
+      if (resumed) ready_.push_front(std::move(a));   // a preempted request goes first
+      else ready_.push_back(std::move(a));
+      ++ready_pushes_;
     }
     cv_.notify_all();
   }
+}
+
+int64_t Scheduler::reuse_prefix(Active& a, int64_t rows) {
+  // Whole blocks only, and never the last row: its logits are needed.
+  const int64_t full = (rows - 1) / kBlockTokens;
+  std::vector<Sha256> hashes;
+  if (pool_->blocks().prefix_cache()) {
+    const auto& all = a.rows.block_hashes(full);
+    hashes.assign(all.begin(), all.begin() + std::ptrdiff_t(full));
+  }
+  std::vector<int32_t> hit = pool_->blocks().match(hashes, rows);
+  a.published = int64_t(hit.size());
+  a.seq->adopt_prefix(std::move(hit));
+  return a.seq->length();
 }
 
 std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
   const auto& place = model_.decoder().placement();
   kernels::Device& embed_dev = *place.embed_device;
   kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
-  auto a = std::make_unique<Active>();
-  a->req = std::move(w.req);
-  a->ticket = std::move(w.ticket);
-  a->queued_at = w.queued_at;
-  a->started_at = Clock::now();
-  a->counted = true;   // holds the n_active_ slot taken by admit_loop
+  std::unique_ptr<Active> a = std::move(w.resume);
+  const bool resumed = a != nullptr;
+  if (!a) {
+    a = std::make_unique<Active>();
+    a->req = std::move(w.req);
+    a->ticket = std::move(w.ticket);
+    a->queued_at = w.queued_at;
+    a->started_at = Clock::now();
+    a->counted = true;   // holds the n_active_ slot taken by admit_loop
+  }
   if (a->ticket->cancelled()) {
-    finish(*a, "cancelled");
+    finish(*a, FinishReason::cancelled);
+    return nullptr;
+  }
+  if (a->req.deadline && Clock::now() > *a->req.deadline) {
+    finish(*a, FinishReason::deadline);
     return nullptr;
   }
   try {
+    if (resumed) {
+      resume(*a);
+      return a;
+    }
     const AnswerOptions& o = a->req.options;
-    if (o.max_tokens <= 0) throw Error("max_tokens must be positive");
-    a->sampler = std::make_unique<Sampler>(o.sampling);
+    a->gen = std::make_unique<Generation>(&model_.tokenizer(), generation_options(model_, o));
     ChatPrompt prompt = model_.prepare(a->req.images, a->req.question);
+    a->rows = PrefixHasher::for_prompt(prompt, o.pad_id);
+    const int64_t n = a->rows.rows();
+    if (n == 0) throw Error("the prompt holds only padding tokens");
+    a->result.prompt_tokens = uint32_t(n);
+    for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
+    if (n + o.max_tokens > opt_.max_context)
+      throw Error("prompt of " + std::to_string(n) + " tokens plus max_tokens " + std::to_string(o.max_tokens) +
+                  " exceeds the context of " + std::to_string(opt_.max_context));
+    if (blocks_for(n + 1) > pool_->blocks().n_blocks()) {
+      finish(*a, FinishReason::error, "too_large",
+             "prompt of " + std::to_string(n) + " tokens needs " + std::to_string(blocks_for(n + 1)) +
+                 " KV blocks; the KV cache holds " + std::to_string(pool_->tokens()) + " tokens (" +
+                 std::to_string(pool_->blocks().n_blocks()) + " blocks of " + std::to_string(kBlockTokens) + ")");
+      return nullptr;
+    }
+    a->seq = std::make_unique<KvSequence>(pool_, opt_.max_context);
+    const int64_t start = reuse_prefix(*a, n);
+    // A picture whose rows all lie in the reused prefix needs no tower run.
+    const std::vector<int64_t> ends = a->rows.image_ends();
+    std::vector<bool> skip(ends.size(), false);
+    for (size_t i = 0; i < ends.size(); ++i)
+      if (ends[i] > 0 && ends[i] <= start) {
+        skip[i] = true;
+        a->stale_rows = std::max(a->stale_rows, ends[i]);
+      }
     // Device work shares the devices with the pipeline's stage threads: take turns.
     // The vision device is taken one picture piece at a time, so decode steps on it
     // get their turns in between.
-    std::vector<std::shared_ptr<const VisionEmbeds>> vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
+    std::vector<std::shared_ptr<const VisionEmbeds>> vision =
+        model_.encode_images(prompt, &vision_dev.exec_mutex(), &skip);
     {
       std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
-      a->pending = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
+      a->prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
     }
-    a->result.prompt_tokens = uint32_t(a->pending.rows());
-    for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
-    const int64_t need = a->pending.rows() + o.max_tokens;
-    if (need > opt_.max_context)
-      throw Error("prompt of " + std::to_string(a->pending.rows()) + " tokens plus max_tokens " +
-                  std::to_string(o.max_tokens) + " exceeds the context of " + std::to_string(opt_.max_context));
-    a->cache = model_.decoder().new_cache(need);
-    a->stream = std::make_unique<tok::StreamDecoder>(model_.tokenizer());
+    a->prompt_rows = n;
+    a->pending = a->prompt.rows_view(start, n - start);
     return a;
   } catch (const std::exception& e) {
     const std::string what = e.what();
     // Image errors name the picture first (image/decode.h).
     bool image_error = false;
     for (const auto& im : a->req.images) image_error |= what.rfind(im.name, 0) == 0;
-    finish(*a, "error", image_error ? "bad_image" : "bad_request", what);
+    finish(*a, FinishReason::error, image_error ? "bad_image" : resumed ? "internal" : "bad_request", what);
     return nullptr;
   }
 }
 
+void Scheduler::resume(Active& a) {
+  const auto& place = model_.decoder().placement();
+  kernels::Device& embed_dev = *place.embed_device;
+  kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
+  const int64_t total = a.rows.rows(), P = a.prompt_rows;   // prompt + every token sampled so far
+  a.seq = std::make_unique<KvSequence>(pool_, opt_.max_context);
+  const int64_t start = reuse_prefix(a, total);
+  if (start < a.stale_rows) {   // the reused picture rows were evicted meanwhile: embed them after all
+    ChatPrompt prompt = model_.prepare(a.req.images, a.req.question);
+    auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
+    std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
+    a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);
+    a.stale_rows = 0;
+  }
+  const Decoder& dec = model_.decoder();
+  std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
+  kernels::Tensor rows = kernels::Tensor::empty(place.embed_device, embed_dev.compute_dtype(), {total - start, dec.config().hidden});
+  int64_t at = 0;
+  if (start < P) {
+    kernels::Tensor dst = rows.rows_view(0, P - start);
+    kernels::copy_between(a.prompt.rows_view(start, P - start), dst);
+    at = P - start;
+  }
+  const std::vector<int32_t>& gen = a.gen->tokens();
+  std::vector<int32_t> ids(gen.begin() + std::ptrdiff_t(std::max<int64_t>(start - P, 0)), gen.end());
+  if (!ids.empty()) {
+    kernels::Tensor dst = rows.rows_view(at, int64_t(ids.size()));
+    kernels::copy_between(dec.embed(ids), dst);
+  }
+  a.pending = rows;
+  a.prefilled = 0;
+}
+
 void Scheduler::take_ready() {
-  std::deque<std::unique_ptr<Active>> ready;
+  std::vector<std::unique_ptr<Active>> joining, gone;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ready.swap(ready_);
+    // In order: a request whose rows do not fit in the free blocks waits (and so do the
+    // ones behind it), unless nothing runs, when it joins and preemption sorts it out.
+    int64_t free_blocks = pool_->blocks().available();
+    bool running = !active_.empty();
+    while (!ready_.empty()) {
+      Active& a = *ready_.front();
+      if (a.ticket->cancelled() || (a.req.deadline && Clock::now() > *a.req.deadline)) {
+        gone.push_back(std::move(ready_.front()));
+        ready_.pop_front();
+        continue;
+      }
+      const int64_t need = a.seq->blocks_needed(a.pending.rows()) + 1;
+      if (running && need > free_blocks) break;
+      free_blocks -= need;
+      running = true;
+      joining.push_back(std::move(ready_.front()));
+      ready_.pop_front();
+    }
   }
-  for (auto& a : ready) {
+  for (auto& a : gone) finish(*a, a->ticket->cancelled() ? FinishReason::cancelled : FinishReason::deadline);
+  for (auto& a : joining) {
     // Join the group with the fewest members, so the stages get batches of equal size.
     std::vector<int> load(groups_.size(), 0);
     for (const auto& b : active_) ++load[size_t(b->group)];
     a->group = int(std::min_element(load.begin(), load.end()) - load.begin());
+    if (a->order == 0) a->order = ++admitted_;
     active_.push_back(std::move(a));
   }
+}
+
+void Scheduler::preempt(Active& a) {
+  a.seq.reset();   // full blocks stay cached: the recompute may find them
+  a.pending = {};
+  a.prefilled = a.step_rows = a.published = 0;
+  preemptions_.fetch_add(1);
+  spdlog::info("request {} preempted after {} tokens: the KV cache is full", a.req.id, a.gen->tokens().size());
+  auto it = std::find_if(active_.begin(), active_.end(), [&](const auto& p) { return p.get() == &a; });
+  std::unique_ptr<Active> owned = std::move(*it);
+  active_.erase(it);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Waiting w;
+    w.queued_at = owned->queued_at;
+    w.resume = std::move(owned);
+    queue_.push_front(std::move(w));
+  }
+  cv_.notify_all();
+}
+
+void Scheduler::reserve_blocks(std::vector<Active*>& members) {
+  for (size_t i = 0; i < members.size(); ++i) {
+    Active* m = members[i];
+    if (!m) continue;
+    bool got = false;
+    while (!(got = m->seq->reserve(m->step_rows))) {
+      // The most recently admitted request that is not in a step in flight gives way.
+      Active* victim = nullptr;
+      for (const auto& b : active_)
+        if (!b->done && !b->in_flight && (!victim || b->order > victim->order)) victim = b.get();
+      if (!victim) break;
+      for (auto& x : members)
+        if (x == victim) x = nullptr;
+      const bool self = victim == m;
+      preempt(*victim);
+      if (self) break;
+    }
+    if (got || !members[i]) continue;
+    // Nothing left to preempt. A request that alone outgrows the pool ends here.
+    if (int64_t(m->seq->blocks().size()) + m->seq->blocks_needed(m->step_rows) > pool_->blocks().n_blocks())
+      finish(*m, FinishReason::length);
+    else blocks_short_ = true;   // it waits for blocks held by steps in flight
+    members[i] = nullptr;
+  }
+  members.erase(std::remove(members.begin(), members.end(), nullptr), members.end());
 }
 
 void Scheduler::launch(int g) {
@@ -230,9 +387,9 @@ void Scheduler::launch(int g) {
   // Leave the batch at once when cancelled or past the deadline.
   for (auto& a : active_) {
     if (a->group != g || a->done) continue;
-    if (a->ticket->cancelled()) finish(*a, "cancelled");
-    else if (a->req.deadline && now > *a->req.deadline) finish(*a, "deadline");
-    else if (drain_over) finish(*a, "cancelled");
+    if (a->ticket->cancelled()) finish(*a, FinishReason::cancelled);
+    else if (a->req.deadline && now > *a->req.deadline) finish(*a, FinishReason::deadline);
+    else if (drain_over) finish(*a, FinishReason::cancelled);
   }
   prune();
   // One batch: one token of every running request, then prompt chunks in arrival order
@@ -253,30 +410,38 @@ void Scheduler::launch(int g) {
     budget -= a->step_rows;
     members.push_back(a.get());
   }
+  reserve_blocks(members);
+  prune();
   if (members.empty()) return;
 
   auto job = std::make_shared<PipelineJob>();
   int64_t rows = 0;
+  std::vector<int32_t> decode_ids;   // running members come first: one embedding for all of them
   for (Active* a : members) {
-    job->seqs.push_back({a->cache.get(), a->step_rows});
+    job->seqs.push_back({a->seq.get(), a->step_rows});
     rows += a->step_rows;
+    if (!a->pending.defined()) decode_ids.push_back(a->gen->last_token());
   }
   try {
     const auto& edev = dec.placement().embed_device;
     std::lock_guard<kernels::TurnLock> lock(edev->exec_mutex());
     job->hidden = kernels::Tensor::empty(edev, edev->compute_dtype(), {rows, dec.config().hidden});
     int64_t r = 0;
+    if (!decode_ids.empty()) {
+      kernels::Tensor dst = job->hidden.rows_view(0, int64_t(decode_ids.size()));
+      kernels::copy_between(dec.embed(decode_ids), dst);
+    }
     for (Active* a : members) {
-      kernels::Tensor src = a->pending.defined() ? a->pending.rows_view(a->prefilled, a->step_rows)
-                                                 : dec.embed({a->last_token});
-      kernels::Tensor dst = job->hidden.rows_view(r, src.rows());
-      kernels::copy_between(src, dst);
-      r += src.rows();
+      if (a->pending.defined()) {
+        kernels::Tensor dst = job->hidden.rows_view(r, a->step_rows);
+        kernels::copy_between(a->pending.rows_view(a->prefilled, a->step_rows), dst);
+      }
+      r += a->step_rows;
       if (samples(*a)) job->logit_rows.push_back(r - 1);   // a partial prompt chunk needs no logits
     }
   } catch (const std::exception& e) {
     spdlog::error("batch step failed: {}", e.what());
-    for (Active* a : members) finish(*a, "error", "internal", e.what());
+    for (Active* a : members) finish(*a, FinishReason::error, "internal", e.what());
     prune();
     return;
   }
@@ -291,6 +456,15 @@ void Scheduler::launch(int g) {
     }
     cv_.notify_all();
   });
+}
+
+void Scheduler::publish_blocks(Active& a) {
+  if (!pool_->blocks().prefix_cache() || !a.seq) return;
+  const int64_t full = a.seq->length() / kBlockTokens;
+  if (full <= a.published) return;
+  const auto& hashes = a.rows.block_hashes(full);
+  for (int64_t b = a.published; b < full; ++b) pool_->blocks().publish(a.seq->blocks()[size_t(b)], hashes[size_t(b)]);
+  a.published = full;
 }
 
 void Scheduler::collect(int g, const PipelineJob& job) {
@@ -308,12 +482,11 @@ void Scheduler::collect(int g, const PipelineJob& job) {
     } catch (...) {
     }
     spdlog::error("batch step failed: {}", what);
-    for (Active* a : members) finish(*a, "error", "internal", what);
+    for (Active* a : members) finish(*a, FinishReason::error, "internal", what);
     prune();
     return;
   }
   const int V = model_.decoder().config().vocab;
-  const std::vector<int32_t> stops = model_.stop_ids();
   uint32_t produced = 0;
   size_t row = 0;   // logit rows exist only for members that sample (see launch)
   for (Active* m : members) {
@@ -321,36 +494,20 @@ void Scheduler::collect(int g, const PipelineJob& job) {
     const bool sample = samples(a);
     if (a.pending.defined()) {
       a.prefilled += a.step_rows;
-      if (!sample) continue;   // more of the prompt next step
+      if (!sample) {   // more of the prompt next step
+        publish_blocks(a);
+        continue;
+      }
       a.pending = {};
-      a.prefilled_at = Clock::now();
+      if (a.prefilled_at == Clock::time_point{}) a.prefilled_at = Clock::now();
     }
-    const int32_t tok = a.sampler->next(job.logits.data() + row++ * size_t(V), V, a.generated);
-    a.generated.push_back(tok);
-    a.last_token = tok;
+    std::string piece = a.gen->next(job.logits.data() + row++ * size_t(V), V);
+    const int32_t tok = a.gen->last_token();
+    a.rows.push_token(tok);   // its row, once it is fed back
     ++produced;
-    if (std::find(stops.begin(), stops.end(), tok) != stops.end()) {
-      finish(a, "stop");
-      continue;
-    }
-    std::string piece = a.stream->push(tok);
-    a.text += piece;
-    bool stopped = false;
-    for (const auto& s : a.req.options.stop_strings) {
-      const size_t pos = s.empty() ? std::string::npos : a.text.find(s);
-      if (pos == std::string::npos) continue;
-      const size_t before = a.text.size() - piece.size();
-      piece = pos > before ? a.text.substr(before, pos - before) : "";
-      stopped = true;
-      break;
-    }
-    if (!piece.empty() && a.req.events.on_token) a.req.events.on_token(piece, tok);
-    if (stopped) {
-      a.stream.reset();   // nothing after the stop string
-      finish(a, "stop");
-    } else if (int(a.generated.size()) >= a.req.options.max_tokens) {
-      finish(a, "length");
-    }
+    if (!piece.empty() && a.req.events.on_token) a.req.events.on_token(piece, a.gen->finished() ? -1 : tok);
+    publish_blocks(a);
+    if (a.gen->finished()) finish(a, a.gen->reason());
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -366,11 +523,13 @@ void Scheduler::loop() {
   for (;;) {
     bool ready = false;   // an idle group with members can step at once
     for (const auto& a : active_) ready |= !a->in_flight && !groups_[size_t(a->group)].in_flight;
+    ready &= !blocks_short_;   // they wait for blocks that steps in flight hold
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (!ready)
         cv_.wait_for(lock, std::chrono::milliseconds(50),
-                     [&] { return stopping_ || n_finished_ > 0 || !ready_.empty(); });
+                     [&] { return stopping_ || n_finished_ > 0 || ready_pushes_ != ready_seen_; });
+      ready_seen_ = ready_pushes_;
       if (stopping_) break;
     }
     take_ready();
@@ -381,7 +540,10 @@ void Scheduler::loop() {
         job = std::move(groups_[g].finished);
         if (job) --n_finished_;
       }
-      if (job) collect(int(g), *job);
+      if (job) {
+        blocks_short_ = false;
+        collect(int(g), *job);
+      }
     }
     for (size_t g = 0; g < groups_.size(); ++g)
       if (!groups_[g].in_flight) launch(int(g));
@@ -398,19 +560,25 @@ void Scheduler::loop() {
       return true;
     });
   }
-  take_ready();
-  for (auto& a : active_) finish(*a, "cancelled");
-  active_.clear();
+  std::deque<std::unique_ptr<Active>> ready;
   std::deque<Waiting> left;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    ready.swap(ready_);
     left.swap(queue_);
   }
+  for (auto& a : ready) finish(*a, FinishReason::cancelled);
+  for (auto& a : active_) finish(*a, FinishReason::cancelled);
+  active_.clear();
   for (auto& w : left) {
+    if (w.resume) {
+      finish(*w.resume, FinishReason::cancelled);
+      continue;
+    }
     Active a;
     a.req = std::move(w.req);
     a.queued_at = w.queued_at;
-    finish(a, "cancelled");
+    finish(a, FinishReason::cancelled);
   }
 }
 

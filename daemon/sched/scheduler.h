@@ -4,7 +4,20 @@
 // and each step of a group runs ONE decoder forward for its batch: the new requests'
 // prompts (prefill rows) together with one token of every running request. A request
 // leaves its group as soon as it finishes, is cancelled or passes its deadline, and
-// its KV cache is freed then.
+// its KV blocks go back then.
+//
+// KV memory is one paged pool (model/kv_pool.h): a request takes blocks as it grows,
+// nothing is reserved for max_tokens. When the pool runs dry, the most recently admitted
+// request that is not in a step in flight is preempted: its blocks go back (the full
+// ones stay cached), it returns to the front of the queue, and later it is recomputed
+// (prompt plus what it generated, through the prefix cache where the blocks survived)
+// and goes on where it stopped; its client sees only a delay. A prompt that can never
+// fit in the pool is refused with the numbers.
+//
+// Prefix reuse: at admission a prompt's full blocks are looked up by their chained
+// hashes (model/prefix_hash.h); the longest cached run is taken as the start of its
+// sequence, only the rest is prefilled, and a picture whose rows are all in that run
+// never reaches the vision tower.
 //
 // Admission runs on its own thread: decoding and slicing a picture, the vision tower
 // and the prompt embedding happen there, so a large picture does not hold up the decode
@@ -32,10 +45,12 @@
 namespace omni::sched {
 
 struct SchedulerOptions {
-  int max_active = 16;     // sequences decoding together
+  int max_active = 64;     // sequences decoding together
   int max_queue = 64;      // waiting requests before "busy"
   int max_context = 8192;  // prompt + generated tokens per request
   int max_batch_tokens = 512;   // rows per step (prefill chunks + one per running request)
+  int64_t kv_blocks = 0;        // KV pool size in blocks; 0: max_active · max_context tokens
+  bool prefix_cache = true;     // reuse cached prompt prefixes
 };
 
 struct Stats {
@@ -45,11 +60,15 @@ struct Stats {
   uint64_t completed = 0;
   uint64_t generated_tokens = 0;
   PipelineStats pipeline;       // stage occupancy (one stage without a pipeline)
+  KvPoolStats kv;               // blocks and prefix-cache counters
+  uint64_t preemptions = 0;
 };
 
 class Scheduler {
  public:
   Scheduler(ChatModel& model, SchedulerOptions opt);
+  // The pool the scheduler's sequences share (tests look at its blocks).
+  const KvPool& kv_pool() const { return *pool_; }
   ~Scheduler();   // stops: remaining requests finish as "cancelled"
 
   // Queues a request; nullptr when the queue is full (the caller answers "busy").
@@ -64,6 +83,7 @@ class Scheduler {
     Request req;
     std::shared_ptr<Ticket> ticket;
     std::chrono::steady_clock::time_point queued_at;
+    std::unique_ptr<Active> resume;   // a preempted request to recompute (req and ticket are in it)
   };
   struct Group {
     std::vector<Active*> in_job;                 // members whose step is in flight
@@ -73,16 +93,25 @@ class Scheduler {
   void loop();
   void admit_loop();                             // the admission thread
   std::unique_ptr<Active> prepare(Waiting w);    // null when it failed (already answered)
+  void resume(Active& a);                        // rebuilds a preempted request's rows to prefill
+  // The prompt's start found in the prefix cache (taken into a->seq); returns its rows.
+  int64_t reuse_prefix(Active& a, int64_t rows);
   void take_ready();
   void launch(int group);                        // one step of the group's idle members
+  // Blocks for every member's rows this step, preempting when the pool is dry; members
+  // that cannot get theirs this step are left out.
+  void reserve_blocks(std::vector<Active*>& members);
+  void preempt(Active& a);
+  void publish_blocks(Active& a);
   void collect(int group, const PipelineJob& job);
-  void finish(Active& a, const std::string& reason, const std::string& code = "", const std::string& msg = "");
+  void finish(Active& a, FinishReason reason, const std::string& code = "", const std::string& msg = "");
   void prune();
   // Whether its current step ends with a token to sample (not a partial prompt chunk).
   static bool samples(const Active& a);
 
   ChatModel& model_;
   SchedulerOptions opt_;
+  std::shared_ptr<KvPool> pool_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Waiting> queue_;
@@ -91,11 +120,15 @@ class Scheduler {
   std::unique_ptr<PipelineRunner> runner_;
   std::vector<Group> groups_;                     // in_job/in_flight: scheduler thread only
   int n_finished_ = 0;                            // groups with a finished job (under mu_)
+  uint64_t ready_pushes_ = 0, ready_seen_ = 0;    // requests put in ready_ (under mu_)
+  bool blocks_short_ = false;                     // a member waits for blocks held in flight (scheduler thread)
   std::atomic<uint32_t> n_active_{0};              // admitted (preparing, ready or active), not finished
   bool stopping_ = false, draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint32_t>> recent_;   // tokens per step
   uint64_t completed_ = 0, generated_ = 0;
+  uint64_t admitted_ = 0;                          // admission order (preemption picks the newest)
+  std::atomic<uint64_t> preemptions_{0};
   std::thread thread_;
 };
 

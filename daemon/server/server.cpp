@@ -71,6 +71,12 @@ ipc::Value Server::status_details() const {
                       {"device", dstages[i].device->id().str()},
                       {"layers", {dstages[i].first_layer, dstages[i].last_layer}},
                       {"busy_seconds", i < st.pipeline.busy_seconds.size() ? st.pipeline.busy_seconds[i] : 0.0}});
+  d["kv_cache"] = {{"block_tokens", st.kv.block_tokens},
+                   {"blocks_total", st.kv.blocks_total},
+                   {"blocks_used", st.kv.blocks_used},
+                   {"blocks_cached", st.kv.blocks_cached}};
+  d["prefix_cache"] = {{"lookup_tokens", st.kv.lookup_tokens}, {"hit_tokens", st.kv.hit_tokens}};
+  d["preemptions"] = st.preemptions;
   d["pipeline"] = {{"stages", stages},
                    {"steps", st.pipeline.jobs},
                    {"max_steps_in_flight", st.pipeline.max_in_flight},
@@ -93,6 +99,14 @@ std::string Server::prometheus_text() const {
   metric("omnid_generated_tokens_total", "counter", "Tokens generated.", std::to_string(st.generated_tokens));
   metric("omnid_completed_requests_total", "counter", "Requests finished (any reason).", std::to_string(st.completed));
   metric("omnid_connections", "gauge", "Open client connections.", std::to_string(sessions_.load()));
+  metric("omnid_kv_blocks_used", "gauge", "KV cache blocks held by requests.", std::to_string(st.kv.blocks_used));
+  metric("omnid_kv_blocks_total", "gauge", "KV cache blocks in the pool.", std::to_string(st.kv.blocks_total));
+  metric("omnid_prefix_cache_lookup_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.",
+         std::to_string(st.kv.lookup_tokens));
+  metric("omnid_prefix_cache_hit_tokens_total", "counter", "Prompt tokens found in the prefix cache (not prefilled).",
+         std::to_string(st.kv.hit_tokens));
+  metric("omnid_preemptions_total", "counter", "Requests preempted (recomputed later) when the KV cache ran dry.",
+         std::to_string(st.preemptions));
   metric("omnid_vision_cache_hits_total", "counter", "Pictures served from the embedding cache.",
          std::to_string(model_.vision_cache().hits()));
   metric("omnid_vision_cache_misses_total", "counter", "Pictures encoded by the vision tower.",

@@ -74,7 +74,8 @@ void ServerConfig::load_toml(const std::string& path) {
   static const std::set<std::string> known = {
       "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_batch_tokens", "max_queue",
       "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
-      "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device"};
+      "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "kv_cache_tokens",
+      "prefix_cache"};
   for (const auto& [k, v] : t)
     if (!known.count(std::string(k.str()))) throw Error(path + ": unknown setting '" + std::string(k.str()) + "'");
   get(t, "model", model, path);
@@ -96,6 +97,8 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "enable_thinking", enable_thinking, path);
   get(t, "max_queue", max_queue, path);
   get(t, "max_context", max_context, path);
+  get(t, "kv_cache_tokens", kv_cache_tokens, path);
+  get(t, "prefix_cache", prefix_cache, path);
   get(t, "max_connections", max_connections, path);
   get(t, "max_outgoing_bytes", max_outgoing_bytes, path);
   get(t, "drain_seconds", drain_seconds, path);
@@ -113,6 +116,8 @@ void ServerConfig::validate() const {
   if (max_batch_tokens < max_active + 16)
     throw Error("serve: max_batch_tokens (" + std::to_string(max_batch_tokens) + ") must be at least max_active + 16 (" +
                 std::to_string(max_active + 16) + "): each running request takes one row of a step");
+  if (kv_cache_tokens < 0 || kv_cache_tokens > (int64_t(1) << 34))
+    throw Error("serve: kv_cache_tokens must be 0 (max_active x max_context) or a number of tokens");
   if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
   if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
 }

@@ -25,6 +25,8 @@ struct ServerConfig {
   bool enable_thinking = false;           // Qwen3-style templates (MiniCPM-V 4.5): reason in <think> first
   int max_queue = 64;
   int max_context = 8192;
+  int64_t kv_cache_tokens = 0;            // KV pool size; 0: max_active x max_context (docs/configuration.md)
+  bool prefix_cache = true;               // reuse cached prompt prefixes (pictures included)
   int max_connections = 256;
   size_t max_outgoing_bytes = 8u << 20;   // per connection before it counts as not reading
   double drain_seconds = 30;

@@ -213,12 +213,14 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
       s->requests_.erase(id);
       ipc::Done d;
       d.id = id;
-      const std::string& fr = res.finish_reason;
-      d.reason = fr == "stop" ? ipc::FinishReason::stop
-                 : fr == "length" ? ipc::FinishReason::length
-                 : fr == "cancelled" ? ipc::FinishReason::cancelled
-                 : fr == "deadline" ? ipc::FinishReason::deadline
-                                    : ipc::FinishReason::error;
+      switch (res.finish_reason) {
+        case FinishReason::stop: d.reason = ipc::FinishReason::stop; break;
+        case FinishReason::length: d.reason = ipc::FinishReason::length; break;
+        case FinishReason::cancelled: d.reason = ipc::FinishReason::cancelled; break;
+        case FinishReason::deadline: d.reason = ipc::FinishReason::deadline; break;
+        case FinishReason::none:
+        case FinishReason::error: d.reason = ipc::FinishReason::error; break;
+      }
       d.prompt_tokens = res.prompt_tokens;
       d.completion_tokens = res.completion_tokens;
       d.image_tokens = res.image_tokens;

@@ -120,8 +120,8 @@ void CpuOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, in
   }
 }
 
-void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
-                       const AttentionArgs& a) {
+void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionArgs& a,
+                       const AttentionLayout& lay) {
   require_f32(q, "attention", "q");
   require_f32(k, "attention", "k");
   require_f32(v, "attention", "v");
@@ -134,36 +134,84 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
   if (q.numel() != Tq * qw || k.numel() != Tk * kw || v.numel() != Tk * kw || out.numel() != Tq * qw)
     throw std::invalid_argument("attention: q " + q.describe() + ", k " + k.describe() + ", v " +
                                 v.describe() + ", out " + out.describe());
-  if (Tq == 0) return;
+  lay.check(Tq, Tk);
   const int group = a.n_heads / a.n_kv_heads;
-  std::vector<float> scores(static_cast<size_t>(Tq * Tk));
-  for (int h = 0; h < a.n_heads; ++h) {
-    const int kvh = h / group;
-    const float* qh = q.data<float>() + int64_t(h) * a.head_dim;
-    const float* kh = k.data<float>() + int64_t(kvh) * a.head_dim;
-    const float* vh = v.data<float>() + int64_t(kvh) * a.head_dim;
-    float* oh = out.data<float>() + int64_t(h) * a.head_dim;
-    // scores = scale · Q_h K_hᵀ
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(Tq), int(Tk), a.head_dim, a.scale, qh,
-                int(qw), kh, int(kw), 0.0f, scores.data(), int(Tk));
-#pragma omp parallel for if (Tq * Tk > 16384)
-    for (int64_t i = 0; i < Tq; ++i) {
-      float* row = scores.data() + i * Tk;
-      const int64_t visible = a.causal_offset < 0 ? Tk : std::min(Tk, a.causal_offset + i + 1);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-      double sum = 0;
-      for (int64_t j = 0; j < visible; ++j) {
-        row[j] = std::exp(row[j] - mx);
-        sum += row[j];
-      }
-      const float inv = visible > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
-      for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
-      for (int64_t j = visible; j < Tk; ++j) row[j] = 0.0f;
+  const int64_t br = lay.block_rows;
+  std::vector<float> kbuf, vbuf, scores;
+  for (const AttentionSeq& s : lay.seqs) {
+    const int64_t n_q = s.q_rows, n_k = s.kv_len;
+    if (n_q == 0) continue;
+    float* o_rows = out.data<float>() + int64_t(s.q_begin) * qw;
+    if (n_k == 0) {   // nothing to attend to: zeros, as the softmax of an empty row
+      std::fill(o_rows, o_rows + n_q * qw, 0.0f);
+      continue;
     }
-    // out_h = P V_h
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(Tq), a.head_dim, int(Tk), 1.0f,
-                scores.data(), int(Tk), vh, int(kw), 0.0f, oh, int(qw));
+    // Keys and values of this sequence in order: the pool rows themselves when its blocks
+    // are consecutive (a dense call, a freshly filled pool), else gathered block by block.
+    const int64_t n_blocks = (n_k + br - 1) / br;
+    const int32_t* table = lay.block_table.data() + s.table_begin;
+    bool consecutive = true;
+    for (int64_t b = 1; b < n_blocks; ++b) consecutive &= table[b] == table[0] + b;
+    const float* ks = k.data<float>() + int64_t(table[0]) * br * kw;
+    const float* vs = v.data<float>() + int64_t(table[0]) * br * kw;
+    if (!consecutive) {
+      kbuf.resize(size_t(n_k * kw));
+      vbuf.resize(size_t(n_k * kw));
+      for (int64_t b = 0; b < n_blocks; ++b) {
+        const int64_t rows = std::min(br, n_k - b * br);
+        const size_t from = size_t(int64_t(table[b]) * br * kw), to = size_t(b * br * kw), n = size_t(rows * kw);
+        std::copy_n(k.data<float>() + from, n, kbuf.data() + to);
+        std::copy_n(v.data<float>() + from, n, vbuf.data() + to);
+      }
+      ks = kbuf.data();
+      vs = vbuf.data();
+    }
+    scores.resize(size_t(n_q * n_k));
+    for (int h = 0; h < a.n_heads; ++h) {
+      const int kvh = h / group;
+      const float* qh = q.data<float>() + int64_t(s.q_begin) * qw + int64_t(h) * a.head_dim;
+      const float* kh = ks + int64_t(kvh) * a.head_dim;
+      const float* vh = vs + int64_t(kvh) * a.head_dim;
+      float* oh = o_rows + int64_t(h) * a.head_dim;
+      // scores = scale · Q_h K_hᵀ
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n_q), int(n_k), a.head_dim, a.scale, qh, int(qw), kh,
+                  int(kw), 0.0f, scores.data(), int(n_k));
+#pragma omp parallel for if (n_q * n_k > 16384)
+      for (int64_t i = 0; i < n_q; ++i) {
+        float* row = scores.data() + i * n_k;
+        const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+        double sum = 0;
+        for (int64_t j = 0; j < visible; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const float inv = visible > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
+        for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+        for (int64_t j = visible; j < n_k; ++j) row[j] = 0.0f;
+      }
+      // out_h = P V_h
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n_q), a.head_dim, int(n_k), 1.0f, scores.data(),
+                  int(n_k), vh, int(kw), 0.0f, oh, int(qw));
+    }
+  }
+}
+
+void CpuOps::write_rows(const Tensor& src, const Tensor& rows, Tensor& dst) {
+  require_f32(dst, "write_rows", "destination");
+  if (rows.dtype() != DType::I32 || src.ndim() != 2 || dst.ndim() != 2 || src.cols() != dst.cols() ||
+      rows.numel() != src.rows())
+    throw std::invalid_argument("write_rows: " + src.describe() + " into " + dst.describe() + " at rows " +
+                                rows.describe());
+  const int64_t W = src.cols();
+  const int32_t* at = rows.data<int32_t>();
+  for (int64_t i = 0; i < src.rows(); ++i) {
+    if (at[i] < 0 || at[i] >= dst.rows())
+      throw std::invalid_argument("write_rows: row " + std::to_string(at[i]) + " outside " + dst.describe());
+    float* d = dst.data<float>() + int64_t(at[i]) * W;
+    if (src.dtype() == DType::F32) std::copy_n(src.data<float>() + i * W, W, d);
+    else convert_to_f32(static_cast<const char*>(src.raw()) + size_t(i * W) * dtype_size(src.dtype()), src.dtype(), d, size_t(W));
   }
 }
 

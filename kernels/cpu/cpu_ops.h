@@ -12,8 +12,10 @@ class CpuOps final : public Ops {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, int n_heads, int head_dim) override;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
-                 const AttentionArgs& args) override;
+  using Ops::attention;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionArgs& args,
+                 const AttentionLayout& layout) override;
+  void write_rows(const Tensor& src, const Tensor& rows, Tensor& dst) override;
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& y) override;
   void gelu_tanh(Tensor& x) override;
   void add(const Tensor& a, const Tensor& b, Tensor& y) override;

@@ -156,6 +156,12 @@ __global__ void k_embedding(const void* table, int dtt, const int* ids, void* y,
   for (int64_t i = threadIdx.x; i < W; i += blockDim.x) st(y, t * W + i, dty, ld(table, row * W + i, dtt));
 }
 
+__global__ void k_write_rows(const void* src, int dts, const int* rows, void* dst, int dtd, int64_t W) {
+  const int64_t t = blockIdx.x;
+  const int64_t row = rows[t];
+  for (int64_t i = threadIdx.x; i < W; i += blockDim.x) st(dst, row * W + i, dtd, ld(src, t * W + i, dts));
+}
+
 __global__ void k_fill_uniform(void* x, int dt, int64_t n, unsigned long long seed, float scale) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -169,7 +175,10 @@ __global__ void k_fill_uniform(void* x, int dt, int64_t n, unsigned long long se
 }
 
 // ---- attention ------------------------------------------------------------------------------
-// Grid: x = blocks of kWarps work items of one kv head, y = kv head, z = key split.
+// Grid: x = blocks of kWarps work items of one kv head of one sequence (the sequences'
+// blocks one after another), y = kv head, z = key split. Keys are found through the
+// sequence's block table (ops.h AttentionLayout), so one launch serves every sequence of
+// a step, prefill chunks and decode rows alike.
 // A work item is one (query row i, query head h) pair; the kWarps items of a block share
 // the kv head, so each K/V tile, converted to fp32 in shared memory, serves all of them.
 // A warp owns an item: lane j scores key (tile start + j) against q (in shared memory),
@@ -184,10 +193,12 @@ constexpr int kAcc = kMaxHeadDim / 32;
 struct AttnParams {
   const void* q; const void* k; const void* v; void* out;
   int dtq, dtk, dtv, dto;
-  int64_t Tq, Tk;
+  int64_t Tq;           // query rows of all sequences
+  const int* seqs;      // [n_seqs][5]: q_begin, q_rows, kv_len, causal_offset, table_begin
+  const int* table;     // block ids
+  int n_seqs, block_rows;
   int n_heads, n_kv, group, D;
   float scale;
-  int64_t causal;       // < 0: no mask
   int64_t split_len;    // keys per split (a multiple of kTile)
   float* part_o;        // [splits][Tq * n_heads][D] when gridDim.z > 1
   float* part_ml;       // [splits][Tq * n_heads][2]
@@ -203,22 +214,35 @@ __global__ void __launch_bounds__(kWarps * 32) k_attention(AttnParams p) {
   float* Qs = Vs + kTile * D;               // [kWarps][D], pre-scaled
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int kvh = blockIdx.y, split = blockIdx.z;
-  const int64_t item = int64_t(blockIdx.x) * kWarps + warp;
-  const int64_t qi = item / p.group;
+  // This block's sequence: a short scan (a step has at most a few hundred sequences).
+  int64_t bx = blockIdx.x;
+  int seq = 0;
+  for (; seq < p.n_seqs; ++seq) {
+    const int64_t nb = (int64_t(p.seqs[seq * 5 + 1]) * p.group + kWarps - 1) / kWarps;
+    if (bx < nb) break;
+    bx -= nb;
+  }
+  if (seq == p.n_seqs) return;   // uniform over the block
+  const int64_t q_begin = p.seqs[seq * 5], q_rows = p.seqs[seq * 5 + 1], Tk = p.seqs[seq * 5 + 2];
+  const int64_t causal = p.seqs[seq * 5 + 3];
+  const int* table = p.table + p.seqs[seq * 5 + 4];
+  const int64_t item = bx * kWarps + warp;
+  const int64_t qi_local = item / p.group;
   const int h = kvh * p.group + int(item % p.group);
-  const bool valid = qi < p.Tq;
+  const bool valid = qi_local < q_rows;
+  const int64_t qi = q_begin + qi_local;
   const int64_t qw = int64_t(p.n_heads) * D, kw = int64_t(p.n_kv) * D;
 
   if (valid)
     for (int d = lane; d < D; d += 32) Qs[warp * D + d] = ld(p.q, qi * qw + int64_t(h) * D + d, p.dtq) * p.scale;
 
   // Keys this block looks at: its split, cut at the last row's causal limit.
-  const int64_t last_item = int64_t(blockIdx.x + 1) * kWarps - 1;
-  const int64_t last_row = min64(p.Tq - 1, last_item / p.group);
-  int64_t key_end = min64(p.Tk, (int64_t(split) + 1) * p.split_len);
-  if (p.causal >= 0) key_end = min64(key_end, p.causal + last_row + 1);
+  const int64_t last_item = (bx + 1) * kWarps - 1;
+  const int64_t last_row = min64(q_rows - 1, last_item / p.group);
+  int64_t key_end = min64(Tk, (int64_t(split) + 1) * p.split_len);
+  if (causal >= 0) key_end = min64(key_end, causal + last_row + 1);
   const int64_t key_begin = int64_t(split) * p.split_len;
-  const int64_t visible = !valid ? 0 : (p.causal < 0 ? p.Tk : min64(p.Tk, p.causal + qi + 1));
+  const int64_t visible = !valid ? 0 : (causal < 0 ? Tk : min64(Tk, causal + qi_local + 1));
   const int64_t my_end = min64(key_end, visible);
 
   float acc[kAcc];
@@ -233,7 +257,8 @@ __global__ void __launch_bounds__(kWarps * 32) k_attention(AttnParams p) {
       const int64_t key = t0 + r;
       float kv = 0.0f, vv = 0.0f;
       if (key < key_end) {
-        const int64_t at = key * kw + int64_t(kvh) * D + c;
+        const int64_t row = int64_t(table[key / p.block_rows]) * p.block_rows + key % p.block_rows;
+        const int64_t at = row * kw + int64_t(kvh) * D + c;
         kv = ld(p.k, at, p.dtk);
         vv = ld(p.v, at, p.dtv);
       }
@@ -423,7 +448,8 @@ int CudaOps::attention_splits(int64_t Tq, int64_t Tk, const AttentionArgs& a) co
   return int(std::max<int64_t>(1, std::min<int64_t>({(target + base - 1) / base, by_keys, 1024})));
 }
 
-void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionArgs& a) {
+void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionArgs& a,
+                        const AttentionLayout& lay) {
   if (a.n_heads <= 0 || a.n_kv_heads <= 0 || a.n_heads % a.n_kv_heads != 0 || a.head_dim <= 0)
     throw std::invalid_argument("attention: " + std::to_string(a.n_heads) + " heads over " +
                                 std::to_string(a.n_kv_heads) + " kv heads");
@@ -435,21 +461,39 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
   if (q.numel() != Tq * qw || k.numel() != Tk * kw || v.numel() != Tk * kw || out.numel() != Tq * qw)
     throw std::invalid_argument("attention: q " + q.describe() + ", k " + k.describe() + ", v " + v.describe() +
                                 ", out " + out.describe());
-  if (Tq == 0) return;
+  lay.check(Tq, Tk);
+  if (Tq == 0 || lay.seqs.empty()) return;
   dev_.make_current();
+  // The layout on the device: the caller's copy (made once per step) or one for this call.
+  Tensor meta = lay.on_device;
+  if (!meta.defined() || &meta.device() != &q.device()) {
+    const std::vector<int32_t> packed = lay.packed();
+    meta = Tensor::empty(q.device_ptr(), DType::I32, {int64_t(packed.size())});
+    OMNI_CUDA_CHECK(cudaMemcpyAsync(meta.raw(), packed.data(), packed.size() * sizeof(int32_t),
+                                    cudaMemcpyHostToDevice, OMNI_STREAM));
+    OMNI_CUDA_CHECK(cudaStreamSynchronize(OMNI_STREAM));   // `packed` is pageable and goes out of scope
+  }
   AttnParams p{};
   p.q = q.raw(); p.k = k.raw(); p.v = v.raw(); p.out = out.raw();
   p.dtq = float_code(q, "attention", "q");
   p.dtk = float_code(k, "attention", "k");
   p.dtv = float_code(v, "attention", "v");
   p.dto = float_code(out, "attention", "out");
-  p.Tq = Tq; p.Tk = Tk;
+  p.Tq = Tq;
+  p.seqs = meta.data<int>();
+  p.table = p.seqs + lay.seqs.size() * 5;
+  p.n_seqs = int(lay.seqs.size());
+  p.block_rows = lay.block_rows;
   p.n_heads = a.n_heads; p.n_kv = a.n_kv_heads; p.group = a.n_heads / a.n_kv_heads; p.D = a.head_dim;
   p.scale = a.scale;
-  p.causal = a.causal_offset;
-  int splits = attention_splits(Tq, Tk, a);
-  p.split_len = std::max<int64_t>(kTile, ((Tk + splits - 1) / splits + kTile - 1) / kTile * kTile);
-  splits = int(std::max<int64_t>(1, (Tk + p.split_len - 1) / p.split_len));
+  int64_t max_kv = 0, bx = 0;
+  for (const auto& s : lay.seqs) {
+    max_kv = std::max<int64_t>(max_kv, s.kv_len);
+    bx += (int64_t(s.q_rows) * p.group + kWarps - 1) / kWarps;
+  }
+  int splits = attention_splits(Tq, max_kv, a);
+  p.split_len = std::max<int64_t>(kTile, ((max_kv + splits - 1) / splits + kTile - 1) / kTile * kTile);
+  splits = int(std::max<int64_t>(1, (max_kv + p.split_len - 1) / p.split_len));
   const int64_t R = Tq * a.n_heads;
   void* ws = nullptr;
   size_t ws_bytes = 0;
@@ -459,8 +503,8 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     p.part_o = static_cast<float*>(ws);
     p.part_ml = p.part_o + int64_t(splits) * R * a.head_dim;
   }
-  const int64_t bx = (Tq * p.group + kWarps - 1) / kWarps;
   if (bx > INT32_MAX) throw std::invalid_argument("attention: too many query rows");
+  if (bx == 0) return;
   const dim3 grid(unsigned(bx), unsigned(a.n_kv_heads), unsigned(splits));
   k_attention<<<grid, kWarps * 32, attention_smem(a.head_dim), OMNI_STREAM>>>(p);
   OMNI_CUDA_LAUNCHED();
@@ -470,6 +514,20 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     OMNI_CUDA_LAUNCHED();
     dev_.release(ws, ws_bytes);   // stream-ordered: freed after the merge has run
   }
+}
+
+void CudaOps::write_rows(const Tensor& src, const Tensor& rows, Tensor& dst) {
+  if (rows.dtype() != DType::I32 || src.ndim() != 2 || dst.ndim() != 2 || src.cols() != dst.cols() ||
+      rows.numel() != src.rows())
+    throw std::invalid_argument("write_rows: " + src.describe() + " into " + dst.describe() + " at rows " +
+                                rows.describe());
+  if (src.rows() == 0) return;
+  if (src.rows() > INT32_MAX) throw std::invalid_argument("write_rows: more than 2^31 rows");
+  dev_.make_current();
+  k_write_rows<<<unsigned(src.rows()), 128, 0, OMNI_STREAM>>>(src.raw(), float_code(src, "write_rows", "source"),
+                                                              rows.data<int>(), dst.raw(),
+                                                              float_code(dst, "write_rows", "destination"), src.cols());
+  OMNI_CUDA_LAUNCHED();
 }
 
 void CudaOps::silu_mul(const Tensor& gate, const Tensor& up, Tensor& y) {

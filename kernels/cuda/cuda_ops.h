@@ -23,8 +23,11 @@ class CudaOps final : public Ops {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, int n_heads, int head_dim) override;
-  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
-                 const AttentionArgs& args) override;
+  using Ops::attention;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionArgs& args,
+                 const AttentionLayout& layout) override;
+  // The rows are not checked on the device: they come from the caller's block tables.
+  void write_rows(const Tensor& src, const Tensor& rows, Tensor& dst) override;
   void silu_mul(const Tensor& gate, const Tensor& up, Tensor& y) override;
   void gelu_tanh(Tensor& x) override;
   void add(const Tensor& a, const Tensor& b, Tensor& y) override;
@@ -33,7 +36,8 @@ class CudaOps final : public Ops {
 
   // Not part of Ops (benchmarks): fills x with uniform values in [-scale, scale) from `seed`.
   void fill_uniform(Tensor& x, uint64_t seed, float scale);
-  // Key splits the attention kernel would use for these sizes (exposed for tests).
+  // Key splits the attention kernel would use for these sizes (exposed for tests):
+  // Tq query rows in all, Tk keys of the longest sequence.
   int attention_splits(int64_t Tq, int64_t Tk, const AttentionArgs& args) const;
   // Forces the split count (0 = automatic); tests use it to cover the merge path.
   void set_attention_splits(int n) { forced_splits_ = n; }

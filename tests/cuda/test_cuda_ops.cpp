@@ -301,7 +301,7 @@ TEST_CASE("cuda pipeline: two stages on one GPU with three batches in flight equ
   const std::vector<std::vector<int32_t>> batches = {{ids.begin() + 1, ids.begin() + 9}, {ids.begin() + 3, ids.begin() + 20},
                                                      {ids.begin() + 30, ids.begin() + 34}};
   PipelineRunner runner(dec);
-  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<std::unique_ptr<KvSequence>> caches;
   std::vector<std::promise<std::shared_ptr<PipelineJob>>> done(batches.size());
   for (size_t b = 0; b < batches.size(); ++b) {
     auto job = std::make_shared<PipelineJob>();

@@ -42,7 +42,7 @@ void check_golden(const std::string& name, const std::vector<std::string>& devs)
   std::vector<float> last = prefill(dec, *c2, dec.embed(first), false);
   SamplingParams g;
   g.greedy = true;
-  Sampler s(g);
+  const SamplingParams& s = g;
   std::vector<int32_t> gen = generate(dec, *c2, last, int(expect.size()), s, {});
   CHECK(gen == expect);
 }

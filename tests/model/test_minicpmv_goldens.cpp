@@ -62,7 +62,7 @@ void check_case(ChatModel& m, const std::string& c) {
   auto gc = dec.new_cache(gen_emb.rows() + int64_t(want_g.size()));
   SamplingParams g;
   g.greedy = true;
-  Sampler s(g);
+  const SamplingParams& s = g;
   std::vector<int32_t> got = generate(dec, *gc, prefill(dec, *gc, gen_emb, false), int(want_g.size()), s, {});
   CHECK(got == want_g);
 }

@@ -42,7 +42,7 @@ Run run_text(const std::string& name, const std::string& devs, Parallel par) {
   auto c2 = dec.new_cache(80);
   SamplingParams g;
   g.greedy = true;
-  Sampler s(g);
+  const SamplingParams& s = g;
   r.greedy = generate(dec, *c2, prefill(dec, *c2, dec.embed(first), false), 24, s, {});
   return r;
 }
@@ -58,7 +58,7 @@ Run run_vision(const std::string& devs, Parallel par, std::vector<double> split 
   r.logits = prefill(dec, *cache, emb, true);
   SamplingParams g;
   g.greedy = true;
-  Sampler s(g);
+  const SamplingParams& s = g;
   auto c2 = dec.new_cache(emb.rows() + 24);
   r.greedy = generate(dec, *c2, prefill(dec, *c2, emb, false), 16, s, {});
   return r;
@@ -101,11 +101,14 @@ TEST_CASE("the decoder refuses tensor parallelism when heads do not divide", "[p
 
 TEST_CASE("a tensor-parallel KV cache holds each rank's heads", "[parallel]") {
   auto lm = CausalLm::load(test::data("llama-tiny"), planned("llama-tiny", "cpu:0,cpu:1", Parallel::Tensor));
-  auto cache = lm->decoder().new_cache(8);
+  auto pool = lm->decoder().new_pool(3, false);
   const auto& c = lm->decoder().config();
-  CHECK(cache->k(0, 1).cols() == c.kv_width() / 2);
-  CHECK(&cache->k(0, 1).device() != &cache->k(0, 0).device());
-  CHECK(cache->bytes() == size_t(2 * c.n_layers * 8 * c.kv_width() * 4));
+  CHECK(pool->k(0, 1).cols() == c.kv_width() / 2);
+  CHECK(&pool->k(0, 1).device() != &pool->k(0, 0).device());
+  CHECK(pool->bytes() == size_t(2 * c.n_layers * 3 * kBlockTokens * c.kv_width() * 4));
+  // The planner's unit: one block on each rank holds its half of the heads of every layer.
+  const auto& ranks = lm->decoder().placement().tp_devices;
+  CHECK(lm->decoder().block_bytes(*ranks[0]) == 2 * c.n_layers * kBlockTokens * (c.kv_width() / 2) * 4);
 }
 
 TEST_CASE("load progress counts each tensor once under tensor parallelism and ends at 100 %", "[parallel]") {

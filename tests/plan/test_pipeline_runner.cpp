@@ -36,7 +36,7 @@ std::vector<std::vector<std::vector<int32_t>>> batches(const std::vector<int32_t
 }
 
 struct Step {
-  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<std::unique_ptr<KvSequence>> caches;
   std::vector<float> logits;   // last row of every prompt
 };
 
@@ -62,7 +62,7 @@ Step reference(const Decoder& dec, const std::vector<std::vector<int32_t>>& prom
 }
 
 std::shared_ptr<PipelineJob> job_for(const Decoder& dec, const std::vector<std::vector<int32_t>>& prompts,
-                                     std::vector<std::unique_ptr<KvCache>>& caches) {
+                                     std::vector<std::unique_ptr<KvSequence>>& caches) {
   auto job = std::make_shared<PipelineJob>();
   std::vector<int32_t> all;
   for (const auto& p : prompts) {
@@ -85,7 +85,7 @@ void check_pipeline_equals_one_device(const std::string& name, const std::string
 
   PipelineRunner runner(dec);
   REQUIRE(runner.n_stages() == stages);
-  std::vector<std::vector<std::unique_ptr<KvCache>>> caches(work.size());
+  std::vector<std::vector<std::unique_ptr<KvSequence>>> caches(work.size());
   std::vector<std::promise<std::shared_ptr<PipelineJob>>> done(work.size());
   std::atomic<int> calls{0};
   for (size_t b = 0; b < work.size(); ++b)   // all submitted before any is awaited
@@ -130,7 +130,7 @@ TEST_CASE("stages that share a device are separate stages and take turns", "[pip
 
   PipelineRunner runner(dec);
   const auto work = batches(golden_ids(name));
-  std::vector<std::vector<std::unique_ptr<KvCache>>> caches(work.size());
+  std::vector<std::vector<std::unique_ptr<KvSequence>>> caches(work.size());
   std::vector<std::promise<std::shared_ptr<PipelineJob>>> done(work.size());
   for (size_t b = 0; b < work.size(); ++b)
     runner.submit(job_for(dec, work[b], caches[b]),
@@ -166,7 +166,7 @@ TEST_CASE("a failing batch reports its error to its own job only", "[pipeline][e
   std::promise<std::shared_ptr<PipelineJob>> late_done;
   runner.submit(late, [&](const std::shared_ptr<PipelineJob>& j) { late_done.set_value(j); });
 
-  std::vector<std::unique_ptr<KvCache>> caches;
+  std::vector<std::unique_ptr<KvSequence>> caches;
   auto good = job_for(dec, {{1, 2, 3, 4}}, caches);
   std::promise<std::shared_ptr<PipelineJob>> good_done;
   runner.submit(good, [&](const std::shared_ptr<PipelineJob>& j) { good_done.set_value(j); });

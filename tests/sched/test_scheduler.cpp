@@ -135,7 +135,7 @@ TEST_CASE("a cancelled request leaves at once and frees its slot", "[sched]") {
   t->cancel();   // twice is harmless
   auto fut = c->done.get_future();
   REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-  CHECK(fut.get().finish_reason == "cancelled");
+  CHECK(fut.get().finish_reason == FinishReason::cancelled);
   std::this_thread::sleep_for(20ms);
   CHECK(s.stats().active == 0);
 }
@@ -152,7 +152,7 @@ TEST_CASE("deadlines end requests", "[sched]") {
   REQUIRE(s.submit(std::move(r)));
   auto fut = c->done.get_future();
   REQUIRE(fut.wait_for(10s) == std::future_status::ready);
-  CHECK(fut.get().finish_reason == "deadline");
+  CHECK(fut.get().finish_reason == FinishReason::deadline);
 }
 
 TEST_CASE("a full queue answers busy instead of waiting", "[sched]") {
@@ -184,10 +184,10 @@ TEST_CASE("a bad picture fails its own request only", "[sched]") {
   auto [tg, cg] = submit(s, 2, {picture("case_small")}, "What?", 4);
   auto rb = cb->done.get_future().get();
   auto rg = cg->done.get_future().get();
-  CHECK(rb.finish_reason == "error");
+  CHECK(rb.finish_reason == FinishReason::error);
   CHECK(rb.error_code == "bad_image");
   CHECK_THAT(rb.error_message, Catch::Contains("garbage.png"));
-  CHECK(rg.finish_reason != "error");
+  CHECK(rg.finish_reason != FinishReason::error);
 }
 
 TEST_CASE("a prompt beyond the context is refused with the numbers", "[sched]") {
@@ -197,6 +197,6 @@ TEST_CASE("a prompt beyond the context is refused with the numbers", "[sched]") 
   sched::Scheduler s(*model, o);
   auto [t, c] = submit(s, 1, {}, "Hello there", 64);
   auto r = c->done.get_future().get();
-  CHECK(r.finish_reason == "error");
+  CHECK(r.finish_reason == FinishReason::error);
   CHECK_THAT(r.error_message, Catch::Contains("exceeds the context of 32"));
 }

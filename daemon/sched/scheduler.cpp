@@ -86,6 +86,8 @@ Stats Scheduler::stats() const {
   s.pipeline = runner_->stats();
   s.kv = pool_->blocks().stats();
   s.preemptions = preemptions_.load();
+  s.running = running_.load();
+  s.max_running = max_running_.load();
   return s;
 }
 
@@ -142,6 +144,7 @@ bool Scheduler::samples(const Active& a) {
 
 void Scheduler::prune() {
   active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& a) { return a->done; }), active_.end());
+  running_.store(uint32_t(active_.size()));
 }
 
 void Scheduler::admit_loop() {
@@ -328,6 +331,8 @@ void Scheduler::take_ready() {
     if (a->order == 0) a->order = ++admitted_;
     active_.push_back(std::move(a));
   }
+  running_.store(uint32_t(active_.size()));
+  if (running_.load() > max_running_.load()) max_running_.store(running_.load());
 }
 
 void Scheduler::preempt(Active& a) {
@@ -339,6 +344,7 @@ void Scheduler::preempt(Active& a) {
   auto it = std::find_if(active_.begin(), active_.end(), [&](const auto& p) { return p.get() == &a; });
   std::unique_ptr<Active> owned = std::move(*it);
   active_.erase(it);
+  running_.store(uint32_t(active_.size()));
   {
     std::lock_guard<std::mutex> lock(mu_);
     Waiting w;

@@ -62,6 +62,8 @@ struct Stats {
   PipelineStats pipeline;       // stage occupancy (one stage without a pipeline)
   KvPoolStats kv;               // blocks and prefix-cache counters
   uint64_t preemptions = 0;
+  uint32_t running = 0;         // requests holding KV blocks in a batch group now
+  uint32_t max_running = 0;     // the most at once since start
 };
 
 class Scheduler {
@@ -129,6 +131,7 @@ class Scheduler {
   uint64_t completed_ = 0, generated_ = 0;
   uint64_t admitted_ = 0;                          // admission order (preemption picks the newest)
   std::atomic<uint64_t> preemptions_{0};
+  std::atomic<uint32_t> running_{0}, max_running_{0};
   std::thread thread_;
 };
 

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   uint32_t deadline_ms = 0;
   uint64_t seed = 0;
   std::string question;
+  std::vector<std::string> stops;
   bool show_stats = false;
   ask->add_option("--socket", socket, "daemon socket path (env OMNI_SOCKET)");
   ask->add_option("--image", images, "image file (repeatable)");
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   ask->add_option("--repetition-penalty", repetition_penalty, "1 = off (default: the model's)");
   ask->add_option("--seed", seed);
   ask->add_option("--deadline-ms", deadline_ms);
+  ask->add_option("--stop", stops, "stop when the answer contains this text (not shown); repeatable");
   ask->add_flag("--stats", show_stats, "print counts and timings to stderr");
   ask->add_option("question", question, "the question")->required();
 
@@ -73,6 +75,7 @@ int main(int argc, char** argv) {
     req.sampling.repetition_penalty = repetition_penalty;
     req.sampling.seed = seed;
     req.deadline_ms = deadline_ms;
+    req.stop = stops;
     for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f));
     const auto done = client.generate(req, [](const omni::ipc::Token& t) {
       std::fwrite(t.text.data(), 1, t.text.size(), stdout);

@@ -210,6 +210,49 @@ TEST_CASE("cuda attention: prefill, decode, GQA, no mask, split keys", "[cuda]")
   }
 }
 
+TEST_CASE("cuda paged attention: many sequences in one call through scrambled block tables", "[cuda]") {
+  SKIP_WITHOUT_CUDA();
+  Pair p;
+  const int H = 8, KVH = 2, D = 128, br = 16, n_blocks = 40;
+  // Prefill rows, decode rows, a chunk after a cache, a shared prefix (blocks 3 and 17).
+  struct S { int q_rows, kv_len; std::vector<int32_t> blocks; };
+  const std::vector<S> seqs = {{37, 37, {9, 3, 30}}, {1, 50, {3, 17, 2, 5}}, {9, 30, {22, 0}},
+                               {1, 1, {11}}, {5, 40, {3, 17, 35}}};
+  kernels::AttentionLayout lay;
+  lay.block_rows = br;
+  int32_t q0 = 0;
+  for (const auto& s : seqs) {
+    lay.seqs.push_back({q0, s.q_rows, s.kv_len, s.kv_len - s.q_rows, int32_t(lay.block_table.size())});
+    lay.block_table.insert(lay.block_table.end(), s.blocks.begin(), s.blocks.end());
+    q0 += s.q_rows;
+  }
+  const int64_t T = q0, rows = int64_t(n_blocks) * br;
+  kernels::AttentionArgs a{H, KVH, D, float(1.0 / std::sqrt(double(D))), -1};
+  auto [qc, qg] = p.both(p.random(size_t(T * H * D), -2, 2), {T, int64_t(H) * D});
+  auto [kc, kg] = p.both(p.random(size_t(rows * KVH * D), -2, 2), {rows, int64_t(KVH) * D});
+  auto [vc, vg] = p.both(p.random(size_t(rows * KVH * D)), {rows, int64_t(KVH) * D});
+  auto [oc, og] = p.out({T, int64_t(H) * D});
+  p.cpu->ops().attention(qc, kc, vc, oc, a, lay);
+  auto& ops = dynamic_cast<kernels::CudaOps&>(p.gpu->ops());
+  for (int splits : {0, 3}) {   // automatic, and forced key splits (the merge path)
+    INFO("splits " << splits);
+    ops.set_attention_splits(splits);
+    kernels::AttentionLayout on_gpu = lay;
+    p.gpu->ops().attention(qg, kg, vg, og, a, on_gpu);      // the op uploads the layout itself
+    CHECK(err(og, oc) < kTol);
+    on_gpu.upload(p.gpu);                                   // the decoder's way: once per step
+    p.gpu->ops().attention(qg, kg, vg, og, a, on_gpu);
+    CHECK(err(og, oc) < kTol);
+  }
+  ops.set_attention_splits(0);
+  // write_rows: new keys into their pool rows, as the decoder writes them.
+  auto [sc, sg] = p.both(p.random(size_t(3 * KVH * D)), {3, int64_t(KVH) * D});
+  const std::vector<int32_t> at = {5, 600, 17};
+  p.cpu->ops().write_rows(sc, Tensor::from_host_i32(p.cpu, {3}, at.data()), kc);
+  p.gpu->ops().write_rows(sg, Tensor::from_host_i32(p.gpu, {3}, at.data()), kg);
+  CHECK(err(kg, kc) < kTol);
+}
+
 TEST_CASE("cuda device memory, transfers and peer copies", "[cuda]") {
   SKIP_WITHOUT_CUDA();
   auto dev = kernels::make_device(kernels::DeviceId::parse("cuda:0"), size_t(64) << 20);

@@ -45,7 +45,7 @@
 namespace omni::sched {
 
 struct SchedulerOptions {
-  int max_active = 64;     // sequences decoding together
+  int max_active = 16;     // sequences decoding together
   int max_queue = 64;      // waiting requests before "busy"
   int max_context = 8192;  // prompt + generated tokens per request
   int max_batch_tokens = 512;   // rows per step (prefill chunks + one per running request)

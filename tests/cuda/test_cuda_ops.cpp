@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/device.h"
 #include "kernels/ops.h"
+#include "util/paged_layout.h"
 #include "model/causal_lm.h"
 #include "model/pipeline_runner.h"
 #include "model/vision_config.h"
@@ -215,18 +216,9 @@ TEST_CASE("cuda paged attention: many sequences in one call through scrambled bl
   Pair p;
   const int H = 8, KVH = 2, D = 128, br = 16, n_blocks = 40;
   // Prefill rows, decode rows, a chunk after a cache, a shared prefix (blocks 3 and 17).
-  struct S { int q_rows, kv_len; std::vector<int32_t> blocks; };
-  const std::vector<S> seqs = {{37, 37, {9, 3, 30}}, {1, 50, {3, 17, 2, 5}}, {9, 30, {22, 0}},
-                               {1, 1, {11}}, {5, 40, {3, 17, 35}}};
-  kernels::AttentionLayout lay;
-  lay.block_rows = br;
-  int32_t q0 = 0;
-  for (const auto& s : seqs) {
-    lay.seqs.push_back({q0, s.q_rows, s.kv_len, s.kv_len - s.q_rows, int32_t(lay.block_table.size())});
-    lay.block_table.insert(lay.block_table.end(), s.blocks.begin(), s.blocks.end());
-    q0 += s.q_rows;
-  }
-  const int64_t T = q0, rows = int64_t(n_blocks) * br;
+  const kernels::AttentionLayout lay = test::paged_layout(
+      {{37, 37, {9, 3, 30}}, {1, 50, {3, 17, 2, 5}}, {9, 30, {22, 0}}, {1, 1, {11}}, {5, 40, {3, 17, 35}}}, br);
+  const int64_t T = lay.seqs.back().q_begin + lay.seqs.back().q_rows, rows = int64_t(n_blocks) * br;
   kernels::AttentionArgs a{H, KVH, D, float(1.0 / std::sqrt(double(D))), -1};
   auto [qc, qg] = p.both(p.random(size_t(T * H * D), -2, 2), {T, int64_t(H) * D});
   auto [kc, kg] = p.both(p.random(size_t(rows * KVH * D), -2, 2), {rows, int64_t(KVH) * D});

@@ -246,19 +246,7 @@ TEST_CASE("a second daemon on a live socket exits with the reason, and the first
 TEST_CASE("the optional Prometheus endpoint reports on loopback", "[daemon]") {
   const int port = 20000 + ::getpid() % 20000;
   test::DaemonProcess d({"--metrics-port", std::to_string(port), "--devices", "cpu:0,cpu:1", "--parallel", "pipeline"});
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  const std::string req = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()));
-  std::string resp;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, size_t(n));
-  ::close(fd);
+  const std::string resp = test::fetch_metrics(port);
   CHECK_THAT(resp, Catch::StartsWith("HTTP/1.1 200 OK"));
   CHECK_THAT(resp, Catch::Contains("omnid_active_requests 0"));
   CHECK_THAT(resp, Catch::Contains("omnid_device_memory_used_bytes{device=\"cpu:0\"}"));

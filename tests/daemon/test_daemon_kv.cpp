@@ -4,10 +4,7 @@
 // block is back.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 
 #include <thread>
 
@@ -41,23 +38,6 @@ int64_t detail(const ipc::Status& s, const char* a, const char* b) {
   if (auto* u = std::get_if<uint64_t>(&v->v)) return int64_t(*u);
   FAIL("details." << a << "." << (b ? b : "") << " is not a number");
   return -1;
-}
-
-std::string metrics(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  const std::string req = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
-  REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()));
-  std::string resp;
-  char buf[4096];
-  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, size_t(n));
-  ::close(fd);
-  return resp;
 }
 
 ipc::Done ask(sdk::Client& c, const std::string& image, const std::string& q, std::string& text) {
@@ -114,7 +94,7 @@ TEST_CASE("the same picture asked again through the daemon prefills only the new
   CHECK(detail(st, "kv_cache", "blocks_cached") > 0);
   CHECK(detail(st, "prefix_cache", "lookup_tokens") > 0);
   CHECK(detail(st, "preemptions", nullptr) == 0);
-  const std::string m = metrics(port);
+  const std::string m = test::fetch_metrics(port);
   CHECK_THAT(m, Catch::Contains("omnid_kv_blocks_total 256"));
   CHECK_THAT(m, Catch::Contains("omnid_kv_blocks_used 0"));
   CHECK_THAT(m, Catch::Contains("omnid_prefix_cache_hit_tokens_total " + std::to_string(hit_before + hit)));

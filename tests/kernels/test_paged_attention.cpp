@@ -10,15 +10,13 @@
 
 #include "kernels/device.h"
 #include "kernels/ops.h"
+#include "util/paged_layout.h"
 
 using namespace omni::kernels;
 
 namespace {
 
-struct Seq {
-  int q_rows, kv_len;
-  std::vector<int32_t> blocks;   // its block table
-};
+using Seq = omni::test::PagedSeq;
 
 // out[i] = softmax over keys j <= (kv_len - q_rows) + i of scale · q_i · k_j, times v.
 std::vector<double> reference(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
@@ -80,14 +78,7 @@ void check_case(const std::vector<Seq>& seqs, int H, int KVH, int D, int br, int
   a.n_kv_heads = KVH;
   a.head_dim = D;
   a.scale = 1.0f / std::sqrt(float(D));
-  AttentionLayout lay;
-  lay.block_rows = br;
-  int32_t q0 = 0;
-  for (const auto& s : seqs) {
-    lay.seqs.push_back({q0, s.q_rows, s.kv_len, s.kv_len - s.q_rows, int32_t(lay.block_table.size())});
-    lay.block_table.insert(lay.block_table.end(), s.blocks.begin(), s.blocks.end());
-    q0 += s.q_rows;
-  }
+  AttentionLayout lay = omni::test::paged_layout(seqs, br);
   lay.upload(dev);
   Tensor tq = Tensor::from_host(dev, DType::F32, {T, int64_t(H) * D}, q.data());
   Tensor tk = Tensor::from_host(dev, DType::F32, {int64_t(n_blocks) * br, int64_t(KVH) * D}, k.data());

@@ -67,9 +67,19 @@ TEST_CASE("omnid plan --json prints the placement", "[plan][cli]") {
   const Ran one = omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0,cpu:1 --use-multi-gpu false --json");
   REQUIRE(one.rc == 0);
   CHECK(nlohmann::json::parse(one.out)["devices"].size() == 1);
+  // The KV cache in the blocks the daemon allocates: ceil(1000 / 16) = 63 blocks; qwen2-tiny
+  // has 3 layers of 2 KV heads x 16 dims, fp32 on cpu: 2 x 63 x 16 x 32 x 3 x 4 bytes.
+  const Ran kv = omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0 --kv-cache-tokens 1000 --json");
+  REQUIRE(kv.rc == 0);
+  const auto kj = nlohmann::json::parse(kv.out);
+  CHECK(kj["kv_cache"]["block_tokens"] == 16);
+  CHECK(kj["kv_cache"]["blocks"] == 63);
+  CHECK(kj["kv_cache"]["tokens"] == 1008);
+  CHECK(kj["devices"][0]["kv_bytes"].get<int64_t>() == int64_t(2) * 63 * 16 * 32 * 3 * 4);
   const Ran table = omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0,cpu:1 --parallel tensor");
   REQUIRE(table.rc == 0);
   CHECK_THAT(table.out, Catch::Contains("parallel: tensor"));
+  CHECK_THAT(table.out, Catch::Contains(" blocks of 16 tokens"));
 }
 
 TEST_CASE("omnid plan refuses with the numbers on stderr", "[plan][cli][errors]") {

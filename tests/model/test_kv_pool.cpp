@@ -18,7 +18,7 @@ Sha256 h(uint8_t x) {
 }
 }  // namespace
 
-TEST_CASE("blocks are taken and returned; all or nothing", "[kv]") {
+TEST_CASE("blocks are taken and returned, all or nothing", "[kv]") {
   BlockManager m(4, true);
   std::vector<int32_t> a, b;
   REQUIRE(m.allocate(3, a));

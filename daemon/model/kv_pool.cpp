@@ -59,10 +59,9 @@ void BlockManager::take(int32_t b) {
   if (ref_[size_t(b)]++ == 0) lru_.erase(lru_at_[size_t(b)]);
 }
 
-std::vector<int32_t> BlockManager::match(const std::vector<Sha256>& hashes, int64_t lookup_tokens) {
+std::vector<int32_t> BlockManager::match(const std::vector<Sha256>& hashes) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<int32_t> out;
-  lookup_tokens_ += uint64_t(std::max<int64_t>(lookup_tokens, 0));
   if (!prefix_cache_) return out;
   for (const Sha256& h : hashes) {
     auto it = by_hash_.find(h);
@@ -70,8 +69,24 @@ std::vector<int32_t> BlockManager::match(const std::vector<Sha256>& hashes, int6
     take(it->second);
     out.push_back(it->second);
   }
-  hit_tokens_ += uint64_t(out.size()) * uint64_t(kBlockTokens);
   return out;
+}
+
+int64_t BlockManager::cached_prefix(const std::vector<Sha256>& hashes) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t n = 0;
+  if (!prefix_cache_) return n;
+  for (const Sha256& h : hashes) {
+    if (!by_hash_.count(h)) break;
+    ++n;
+  }
+  return n;
+}
+
+void BlockManager::count_lookup(int64_t lookup_tokens, int64_t hit_tokens) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lookup_tokens_ += uint64_t(std::max<int64_t>(lookup_tokens, 0));
+  hit_tokens_ += uint64_t(std::max<int64_t>(hit_tokens, 0));
 }
 
 void BlockManager::publish(int32_t b, const Sha256& h) {

@@ -46,8 +46,12 @@ class BlockManager {
   // when it holds a published prefix.
   void release(const std::vector<int32_t>& blocks);
   // The longest run of `hashes` (a prompt's full blocks, in order) found cached, each
-  // block taken (reference +1). Counts lookup_tokens and the hit.
-  std::vector<int32_t> match(const std::vector<Sha256>& hashes, int64_t lookup_tokens);
+  // block taken (reference +1).
+  std::vector<int32_t> match(const std::vector<Sha256>& hashes);
+  // How many of `hashes` match() would find now (nothing taken).
+  int64_t cached_prefix(const std::vector<Sha256>& hashes) const;
+  // Adds one prompt's lookup to the counters: its tokens and those found cached.
+  void count_lookup(int64_t lookup_tokens, int64_t hit_tokens);
   // `block` (held) now holds the content `hash` names; later lookups may find it. A hash
   // already held by another block is left to that one.
   void publish(int32_t block, const Sha256& hash);

@@ -175,15 +175,21 @@ void Scheduler::admit_loop() {
   }
 }
 
-int64_t Scheduler::reuse_prefix(Active& a, int64_t rows) {
+std::vector<Sha256> Scheduler::prefix_hashes(Active& a) {
   // Whole blocks only, and never the last row: its logits are needed.
-  const int64_t full = (rows - 1) / kBlockTokens;
-  std::vector<Sha256> hashes;
-  if (pool_->blocks().prefix_cache()) {
-    const auto& all = a.rows.block_hashes(full);
-    hashes.assign(all.begin(), all.begin() + std::ptrdiff_t(full));
-  }
-  std::vector<int32_t> hit = pool_->blocks().match(hashes, rows);
+  const int64_t full = (a.rows.rows() - 1) / kBlockTokens;
+  if (!pool_->blocks().prefix_cache() || full <= 0) return {};
+  const auto& all = a.rows.block_hashes(full);
+  return {all.begin(), all.begin() + std::ptrdiff_t(full)};
+}
+
+int64_t Scheduler::cached_rows(Active& a) {
+  return pool_->blocks().cached_prefix(prefix_hashes(a)) * kBlockTokens;
+}
+
+int64_t Scheduler::reuse_prefix(Active& a) {
+  if (!a.seq) a.seq = std::make_unique<KvSequence>(pool_, opt_.max_context);
+  std::vector<int32_t> hit = pool_->blocks().match(prefix_hashes(a));
   a.published = int64_t(hit.size());
   a.seq->adopt_prefix(std::move(hit));
   return a.seq->length();
@@ -234,9 +240,10 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
                  std::to_string(pool_->blocks().n_blocks()) + " blocks of " + std::to_string(kBlockTokens) + ")");
       return nullptr;
     }
-    a->seq = std::make_unique<KvSequence>(pool_, opt_.max_context);
-    const int64_t start = reuse_prefix(*a, n);
-    // A picture whose rows all lie in the reused prefix needs no tower run.
+    // A picture whose rows all lie in the cached prefix needs no tower run. The blocks are
+    // taken only when the request joins a batch (take_ready): should they be evicted
+    // meanwhile, it comes back here to have the picture embedded after all.
+    const int64_t start = cached_rows(*a);
     const std::vector<int64_t> ends = a->rows.image_ends();
     std::vector<bool> skip(ends.size(), false);
     for (size_t i = 0; i < ends.size(); ++i)
@@ -254,7 +261,6 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
       a->prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
     }
     a->prompt_rows = n;
-    a->pending = a->prompt.rows_view(start, n - start);
     return a;
   } catch (const std::exception& e) {
     const std::string what = e.what();
@@ -267,22 +273,30 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
 }
 
 void Scheduler::resume(Active& a) {
+  if (a.stale_rows == 0 || cached_rows(a) >= a.stale_rows) return;
+  // The reused picture rows were evicted meanwhile: embed the prompt whole after all.
   const auto& place = model_.decoder().placement();
   kernels::Device& embed_dev = *place.embed_device;
   kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
-  const int64_t total = a.rows.rows(), P = a.prompt_rows;   // prompt + every token sampled so far
-  a.seq = std::make_unique<KvSequence>(pool_, opt_.max_context);
-  const int64_t start = reuse_prefix(a, total);
-  if (start < a.stale_rows) {   // the reused picture rows were evicted meanwhile: embed them after all
-    ChatPrompt prompt = model_.prepare(a.req.images, a.req.question);
-    auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
-    std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
-    a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);
-    a.stale_rows = 0;
-  }
-  const Decoder& dec = model_.decoder();
+  ChatPrompt prompt = model_.prepare(a.req.images, a.req.question);
+  auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
   std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
-  kernels::Tensor rows = kernels::Tensor::empty(place.embed_device, embed_dev.compute_dtype(), {total - start, dec.config().hidden});
+  a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);
+  a.stale_rows = 0;
+}
+
+void Scheduler::set_pending(Active& a, int64_t start) {
+  const int64_t total = a.rows.rows(), P = a.prompt_rows;   // prompt + every token sampled so far
+  a.prefilled = 0;
+  if (total == P) {
+    a.pending = a.prompt.rows_view(start, P - start);
+    return;
+  }
+  // Recomputing after preemption: the prompt's rest, then the generated tokens.
+  const Decoder& dec = model_.decoder();
+  const auto& edev = dec.placement().embed_device;
+  std::lock_guard<kernels::TurnLock> lock(edev->exec_mutex());
+  kernels::Tensor rows = kernels::Tensor::empty(edev, edev->compute_dtype(), {total - start, dec.config().hidden});
   int64_t at = 0;
   if (start < P) {
     kernels::Tensor dst = rows.rows_view(0, P - start);
@@ -296,34 +310,43 @@ void Scheduler::resume(Active& a) {
     kernels::copy_between(dec.embed(ids), dst);
   }
   a.pending = rows;
-  a.prefilled = 0;
 }
 
 void Scheduler::take_ready() {
-  std::vector<std::unique_ptr<Active>> joining, gone;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    // In order: a request whose rows do not fit in the free blocks waits (and so do the
-    // ones behind it), unless nothing runs, when it joins and preemption sorts it out.
-    int64_t free_blocks = pool_->blocks().available();
-    bool running = !active_.empty();
-    while (!ready_.empty()) {
-      Active& a = *ready_.front();
-      if (a.ticket->cancelled() || (a.req.deadline && Clock::now() > *a.req.deadline)) {
-        gone.push_back(std::move(ready_.front()));
-        ready_.pop_front();
-        continue;
-      }
-      const int64_t need = a.seq->blocks_needed(a.pending.rows()) + 1;
-      if (running && need > free_blocks) break;
-      free_blocks -= need;
-      running = true;
-      joining.push_back(std::move(ready_.front()));
+  // In order: a request whose rows do not fit in the free blocks waits (and so do the
+  // ones behind it), unless nothing runs, when it joins and preemption sorts it out.
+  bool running = !active_.empty();
+  for (;;) {
+    std::unique_ptr<Active> a;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (ready_.empty()) break;
+      a = std::move(ready_.front());
       ready_.pop_front();
     }
-  }
-  for (auto& a : gone) finish(*a, a->ticket->cancelled() ? FinishReason::cancelled : FinishReason::deadline);
-  for (auto& a : joining) {
+    if (a->ticket->cancelled() || (a->req.deadline && Clock::now() > *a->req.deadline)) {
+      finish(*a, a->ticket->cancelled() ? FinishReason::cancelled : FinishReason::deadline);
+      continue;
+    }
+    const int64_t total = a->rows.rows();
+    const int64_t start = reuse_prefix(*a);
+    if (start < a->stale_rows) {   // picture rows it counted on were evicted: embed them first
+      spdlog::debug("request {}: cached picture rows were evicted, embedding them", a->req.id);
+      a->seq->release();
+      send_back(std::move(a));
+      continue;
+    }
+    const int64_t need = a->seq->blocks_needed(total - start) + 1;
+    if (running && need > pool_->blocks().available()) {
+      spdlog::debug("request {} waits for {} KV blocks ({} free)", a->req.id, need, pool_->blocks().available());
+      a->seq->release();
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.push_front(std::move(a));
+      break;
+    }
+    pool_->blocks().count_lookup(total, start);
+    set_pending(*a, start);
+    running = true;
     // Join the group with the fewest members, so the stages get batches of equal size.
     std::vector<int> load(groups_.size(), 0);
     for (const auto& b : active_) ++load[size_t(b->group)];
@@ -333,6 +356,17 @@ void Scheduler::take_ready() {
   }
   running_.store(uint32_t(active_.size()));
   if (running_.load() > max_running_.load()) max_running_.store(running_.load());
+}
+
+void Scheduler::send_back(std::unique_ptr<Active> a) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Waiting w;
+    w.queued_at = a->queued_at;
+    w.resume = std::move(a);
+    queue_.push_front(std::move(w));
+  }
+  cv_.notify_all();
 }
 
 void Scheduler::preempt(Active& a) {
@@ -345,20 +379,18 @@ void Scheduler::preempt(Active& a) {
   std::unique_ptr<Active> owned = std::move(*it);
   active_.erase(it);
   running_.store(uint32_t(active_.size()));
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    Waiting w;
-    w.queued_at = owned->queued_at;
-    w.resume = std::move(owned);
-    queue_.push_front(std::move(w));
-  }
-  cv_.notify_all();
+  send_back(std::move(owned));
 }
 
 void Scheduler::reserve_blocks(std::vector<Active*>& members) {
   for (size_t i = 0; i < members.size(); ++i) {
     Active* m = members[i];
     if (!m) continue;
+    if (m->seq->length() + m->step_rows > m->seq->capacity()) {   // the whole pool is smaller than its context
+      finish(*m, FinishReason::length);
+      members[i] = nullptr;
+      continue;
+    }
     bool got = false;
     while (!(got = m->seq->reserve(m->step_rows))) {
       // The most recently admitted request that is not in a step in flight gives way.
@@ -366,15 +398,17 @@ void Scheduler::reserve_blocks(std::vector<Active*>& members) {
       for (const auto& b : active_)
         if (!b->done && !b->in_flight && (!victim || b->order > victim->order)) victim = b.get();
       if (!victim) break;
+      const bool self = victim == m;
+      if (self && int64_t(m->seq->blocks().size()) + pool_->blocks().available() >= pool_->blocks().n_blocks())
+        break;   // nobody else holds a block: it alone outgrows the pool
       for (auto& x : members)
         if (x == victim) x = nullptr;
-      const bool self = victim == m;
       preempt(*victim);
       if (self) break;
     }
     if (got || !members[i]) continue;
     // Nothing left to preempt. A request that alone outgrows the pool ends here.
-    if (int64_t(m->seq->blocks().size()) + m->seq->blocks_needed(m->step_rows) > pool_->blocks().n_blocks())
+    if (int64_t(m->seq->blocks().size()) + pool_->blocks().available() >= pool_->blocks().n_blocks())
       finish(*m, FinishReason::length);
     else blocks_short_ = true;   // it waits for blocks held by steps in flight
     members[i] = nullptr;

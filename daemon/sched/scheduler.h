@@ -95,9 +95,15 @@ class Scheduler {
   void loop();
   void admit_loop();                             // the admission thread
   std::unique_ptr<Active> prepare(Waiting w);    // null when it failed (already answered)
-  void resume(Active& a);                        // rebuilds a preempted request's rows to prefill
-  // The prompt's start found in the prefix cache (taken into a->seq); returns its rows.
-  int64_t reuse_prefix(Active& a, int64_t rows);
+  // Embeds a returning request's prompt again when the picture rows it skipped are gone.
+  void resume(Active& a);
+  std::vector<Sha256> prefix_hashes(Active& a);   // its full blocks but the last row's
+  int64_t cached_rows(Active& a);                 // rows of its start now cached (nothing taken)
+  int64_t reuse_prefix(Active& a);                // takes them into a.seq; returns its length
+  // The rows to prefill from `start`: the prompt's rest, and after preemption the tokens
+  // generated so far.
+  void set_pending(Active& a, int64_t start);
+  void send_back(std::unique_ptr<Active> a);      // to the front of the queue (admission)
   void take_ready();
   void launch(int group);                        // one step of the group's idle members
   // Blocks for every member's rows this step, preempting when the pool is dry; members

@@ -44,15 +44,18 @@ TEST_CASE("a published block stays cached after release and is found by its hash
   CHECK(s.blocks_cached == 2);
   CHECK(m.available() == 3);   // cached blocks can still be taken for new content
   // The longest prefix run: h(1), h(2) found, h(3) missing, h(1) after it not looked at.
-  std::vector<int32_t> hit = m.match({h(1), h(2), h(3), h(1)}, 64);
+  CHECK(m.cached_prefix({h(1), h(2), h(3), h(1)}) == 2);   // a look, nothing taken
+  CHECK(m.stats().blocks_cached == 2);
+  std::vector<int32_t> hit = m.match({h(1), h(2), h(3), h(1)});
   CHECK(hit == a);
+  m.count_lookup(64, 2 * kBlockTokens);
   s = m.stats();
   CHECK(s.blocks_used == 2);
   CHECK(s.blocks_cached == 0);
   CHECK(s.lookup_tokens == 64);
   CHECK(s.hit_tokens == 2 * kBlockTokens);
   // Shared: a second holder; released by both, it is cached again.
-  CHECK(m.match({h(1)}, 16) == std::vector<int32_t>{a[0]});
+  CHECK(m.match({h(1)}) == std::vector<int32_t>{a[0]});
   m.release({a[0]});
   m.release(hit);
   CHECK(m.stats().blocks_cached == 2);
@@ -67,8 +70,8 @@ TEST_CASE("the least recently used cached block goes first, later blocks of a se
   m.release(a);   // a[1] enters the cache before a[0]
   REQUIRE(m.allocate(2, b));   // the free block, then the oldest cached: a[1]
   CHECK(std::find(b.begin(), b.end(), a[1]) != b.end());
-  CHECK(m.match({h(1)}, 16) == std::vector<int32_t>{a[0]});
-  CHECK(m.match({h(1), h(2)}, 32).size() == 1);   // h(2) was evicted
+  CHECK(m.match({h(1)}) == std::vector<int32_t>{a[0]});
+  CHECK(m.match({h(1), h(2)}).size() == 1);   // h(2) was evicted
 }
 
 TEST_CASE("without prefix caching nothing is found or kept", "[kv]") {
@@ -78,8 +81,8 @@ TEST_CASE("without prefix caching nothing is found or kept", "[kv]") {
   m.publish(a[0], h(1));
   m.release(a);
   CHECK(m.stats().blocks_cached == 0);
-  CHECK(m.match({h(1)}, 16).empty());
-  CHECK(m.stats().lookup_tokens == 16);
+  CHECK(m.match({h(1)}).empty());
+  CHECK(m.cached_prefix({h(1)}) == 0);
 }
 
 TEST_CASE("a sequence takes blocks as it grows and gives them back", "[kv]") {

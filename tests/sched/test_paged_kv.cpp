@@ -236,3 +236,59 @@ TEST_CASE("cancelled and timed-out requests give every block back", "[sched]") {
   CHECK(st.kv.blocks_used == 0);
   CHECK(st.kv.blocks_cached + st.kv.blocks_used <= st.kv.blocks_total);
 }
+
+TEST_CASE("a request that alone outgrows the pool ends with length, and the next one runs", "[sched]") {
+  auto model = load(test::data("minicpmv26-tiny"), one_device);
+  sched::SchedulerOptions so;
+  so.kv_blocks = 4;   // 64 tokens
+  sched::Scheduler s(*model, so);
+  auto o = ask(s, {}, "Hello there", 500);
+  const sched::Result r = o->done.get_future().get();
+  CHECK(r.finish_reason == FinishReason::length);
+  CHECK(r.prompt_tokens + r.completion_tokens <= 64 + 1);
+  CHECK(r.completion_tokens > 10);
+  auto next = ask(s, {}, "Again", 4);
+  CHECK(next->done.get_future().get().finish_reason == FinishReason::length);
+  CHECK(s.stats().kv.blocks_used == 0);
+}
+
+TEST_CASE("picture rows evicted while a request waits are embedded after all, with the same answer", "[sched]") {
+  // The tower is skipped at admission for a picture whose rows are cached; the blocks are
+  // taken only when the request joins. Here another request evicts them in between.
+  auto model = load(test::data("minicpmv26-tiny"), layers_apart);
+  const ImageInput pic = test::tiny_picture("case_wide");
+  const std::string q2 = "And what else?";
+  const std::string want = alone(*model, {pic}, q2, 6);
+  // A text prompt of 9 blocks (129..144 rows), the first shared with every prompt (the
+  // template's system turn), so it takes 8 of the 9 free blocks.
+  std::string long_q = "Please";
+  while (PrefixHasher::for_prompt(model->prepare({}, long_q), 0).rows() <= 8 * kBlockTokens) long_q += " please";
+  REQUIRE(PrefixHasher::for_prompt(model->prepare({}, long_q), 0).rows() <= 9 * kBlockTokens);
+
+  sched::SchedulerOptions so;
+  so.kv_blocks = 20;
+  sched::Scheduler s(*model, so);
+  const sched::Result r1 = ask(s, {pic}, "Describe the colours.", 1)->done.get_future().get();
+  REQUIRE(r1.prompt_tokens / kBlockTokens == 11);   // 11 picture-prompt blocks cached, 9 free
+  REQUIRE(s.stats().kv.blocks_cached == 11);
+  const size_t hits = model->vision_cache().hits(), misses = model->vision_cache().misses();
+  std::shared_ptr<Out> a, q;
+  {
+    std::lock_guard<kernels::TurnLock> hold(model->decoder().stages().front().device->exec_mutex());
+    a = ask(s, {}, long_q, 64);   // joins, takes 8 free blocks, its step waits for the device
+    for (int i = 0; i < 500 && s.stats().running < 1; ++i) std::this_thread::sleep_for(5ms);
+    q = ask(s, {pic}, q2, 6);     // admitted: the picture's rows are cached, no tower
+    for (int i = 0; i < 500 && s.stats().active < 2; ++i) std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(50ms);
+  }
+  // Released: the question waits for blocks (one free, one cached that it cannot use)
+  // while the long request grows by 4 blocks and evicts the picture's last ones; then
+  // the question comes back to have the picture embedded.
+  const sched::Result ra = a->done.get_future().get();
+  REQUIRE(ra.completion_tokens == 64);
+  q->done.get_future().get();
+  CHECK(q->text == want);
+  CHECK(model->vision_cache().hits() == hits + 1);   // the picture's rows, fetched after all
+  CHECK(model->vision_cache().misses() == misses);
+  CHECK(s.stats().kv.blocks_used == 0);
+}

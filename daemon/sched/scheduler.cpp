@@ -329,23 +329,34 @@ void Scheduler::take_ready() {
       continue;
     }
     const int64_t total = a->rows.rows();
-    const int64_t start = reuse_prefix(*a);
-    if (start < a->stale_rows) {   // picture rows it counted on were evicted: embed them first
-      spdlog::debug("request {}: cached picture rows were evicted, embedding them", a->req.id);
-      a->seq->release();
-      send_back(std::move(a));
+    try {
+      const int64_t start = reuse_prefix(*a);
+      if (start < a->stale_rows) {   // picture rows it counted on were evicted: embed them first
+        spdlog::debug("request {}: cached picture rows were evicted, embedding them", a->req.id);
+        a->seq->release();
+        send_back(std::move(a));
+        continue;
+      }
+      const int64_t need = a->seq->blocks_needed(total - start) + 1;
+      if (running && need > pool_->blocks().available()) {
+        spdlog::debug("request {} waits for {} KV blocks ({} free)", a->req.id, need, pool_->blocks().available());
+        a->seq->release();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ready_.push_front(std::move(a));
+        }
+        finish_abandoned_ready();
+        break;
+      }
+      if (a->order == 0) pool_->blocks().count_lookup(total, start);   // a recompute is not a lookup
+      set_pending(*a, start);
+    } catch (const std::exception& e) {
+      // Nothing here should throw; if it does, this request ends and the others go on.
+      spdlog::error("request {}: joining the batch failed: {}", a->req.id, e.what());
+      if (a->seq) a->seq->release();
+      finish(*a, FinishReason::error, "internal", e.what());
       continue;
     }
-    const int64_t need = a->seq->blocks_needed(total - start) + 1;
-    if (running && need > pool_->blocks().available()) {
-      spdlog::debug("request {} waits for {} KV blocks ({} free)", a->req.id, need, pool_->blocks().available());
-      a->seq->release();
-      std::lock_guard<std::mutex> lock(mu_);
-      ready_.push_front(std::move(a));
-      break;
-    }
-    pool_->blocks().count_lookup(total, start);
-    set_pending(*a, start);
     running = true;
     // Join the group with the fewest members, so the stages get batches of equal size.
     std::vector<int> load(groups_.size(), 0);
@@ -356,6 +367,26 @@ void Scheduler::take_ready() {
   }
   running_.store(uint32_t(active_.size()));
   if (running_.load() > max_running_.load()) max_running_.store(running_.load());
+}
+
+void Scheduler::finish_abandoned_ready() {
+  // Requests queued behind one that waits for blocks may be cancelled or past their
+  // deadline meanwhile: they end now, not when the blocks come.
+  std::vector<std::unique_ptr<Active>> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto now = Clock::now();
+    for (auto it = ready_.begin(); it != ready_.end();) {
+      const Active& r = **it;
+      if (r.ticket->cancelled() || (r.req.deadline && now > *r.req.deadline)) {
+        gone.push_back(std::move(*it));
+        it = ready_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& r : gone) finish(*r, r->ticket->cancelled() ? FinishReason::cancelled : FinishReason::deadline);
 }
 
 void Scheduler::send_back(std::unique_ptr<Active> a) {
@@ -401,6 +432,10 @@ void Scheduler::reserve_blocks(std::vector<Active*>& members) {
       const bool self = victim == m;
       if (self && int64_t(m->seq->blocks().size()) + pool_->blocks().available() >= pool_->blocks().n_blocks())
         break;   // nobody else holds a block: it alone outgrows the pool
+      if (self && std::any_of(active_.begin(), active_.end(), [&](const auto& b) {
+            return !b->done && b->in_flight && b->order > m->order;
+          }))
+        break;   // a newer request should give way, but it is in a step in flight: wait for it
       for (auto& x : members)
         if (x == victim) x = nullptr;
       preempt(*victim);

@@ -105,6 +105,7 @@ class Scheduler {
   void set_pending(Active& a, int64_t start);
   void send_back(std::unique_ptr<Active> a);      // to the front of the queue (admission)
   void take_ready();
+  void finish_abandoned_ready();                  // cancelled or expired requests in ready_ end
   void launch(int group);                        // one step of the group's idle members
   // Blocks for every member's rows this step, preempting when the pool is dry; members
   // that cannot get theirs this step are left out.

@@ -491,6 +491,8 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     max_kv = std::max<int64_t>(max_kv, s.kv_len);
     bx += (int64_t(s.q_rows) * p.group + kWarps - 1) / kWarps;
   }
+  if (bx > INT32_MAX) throw std::invalid_argument("attention: too many query rows");
+  if (bx == 0) return;
   int splits = attention_splits(Tq, max_kv, a);
   p.split_len = std::max<int64_t>(kTile, ((max_kv + splits - 1) / splits + kTile - 1) / kTile * kTile);
   splits = int(std::max<int64_t>(1, (max_kv + p.split_len - 1) / p.split_len));
@@ -503,8 +505,6 @@ void CudaOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tenso
     p.part_o = static_cast<float*>(ws);
     p.part_ml = p.part_o + int64_t(splits) * R * a.head_dim;
   }
-  if (bx > INT32_MAX) throw std::invalid_argument("attention: too many query rows");
-  if (bx == 0) return;
   const dim3 grid(unsigned(bx), unsigned(a.n_kv_heads), unsigned(splits));
   k_attention<<<grid, kWarps * 32, attention_smem(a.head_dim), OMNI_STREAM>>>(p);
   OMNI_CUDA_LAUNCHED();

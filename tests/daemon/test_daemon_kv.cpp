@@ -96,23 +96,15 @@ TEST_CASE("the same picture asked again through the daemon prefills only the new
   CHECK(detail(st, "preemptions", nullptr) == 0);
   // Two different pictures of the same size with the same question: the same placeholder
   // ids, so only the text blocks before the picture may be shared.
-  std::vector<uint8_t> red(96 * 80 * 3, 0), blue(96 * 80 * 3, 0);
-  for (size_t i = 0; i < red.size(); i += 3) red[i] = 210, blue[i + 2] = 210;
-  auto raw = [](const std::vector<uint8_t>& px, const char* name) {
-    ImageInput in = ImageInput::from_bytes(name, px);
-    in.rgb_width = 96;
-    in.rgb_height = 80;
-    return in;
-  };
-  PrefixHasher hr = PrefixHasher::for_prompt(model->prepare({raw(red, "red")}, "What colour?"), 0);
-  int64_t before_picture = 0;
-  while (hr.row(before_picture).image < 0) ++before_picture;
+  const test::SameSizePictures pics;
+  const std::vector<uint8_t>&red = pics.red, &blue = pics.blue;
+  const int64_t before_picture = test::rows_before_picture(*model, pics.input(red, "red"), "What colour?");
   auto ask_rgb = [&](const std::vector<uint8_t>& px) {
     sdk::GenerateRequest r;
     r.prompt = "What colour?";
     r.max_tokens = 4;
     r.sampling.greedy = true;
-    r.images.push_back(sdk::Image::from_rgb(px, 96, 80));
+    r.images.push_back(sdk::Image::from_rgb(px, test::SameSizePictures::kWidth, test::SameSizePictures::kHeight));
     return c.generate(r, [](const ipc::Token&) {});
   };
   ask_rgb(red);

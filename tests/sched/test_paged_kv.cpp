@@ -32,6 +32,16 @@ DecoderPlacement layers_apart(const LlmConfig& c) {
   return p;
 }
 
+// Two stages (layers on cpu:1 and cpu:2, embeddings on cpu:0): the stages run on their
+// own threads, so holding cpu:1 stops the steps while the scheduler thread goes on.
+DecoderPlacement two_stages(const LlmConfig& c) {
+  DecoderPlacement p = layers_apart(c);
+  auto d2 = kernels::make_device({kernels::DeviceId::Kind::CPU, 2});
+  for (int l = c.n_layers / 2; l < c.n_layers; ++l) p.layer_devices[size_t(l)] = d2;
+  p.head_device = d2;
+  return p;
+}
+
 std::string shapes_dir() { return std::string(OMNI_TEST_DATA) + "/../../models/shapes"; }
 
 struct Out {
@@ -184,24 +194,16 @@ TEST_CASE("a second question about the same picture reuses its rows: no tower ru
 
 TEST_CASE("two different pictures of the same size and the same question never share a block", "[sched]") {
   auto model = load(test::data("minicpmv26-tiny"), one_device);
-  std::vector<uint8_t> red(96 * 80 * 3, 0), blue(96 * 80 * 3, 0);
-  for (size_t i = 0; i < red.size(); i += 3) red[i] = 210, blue[i + 2] = 210;
-  auto raw = [](const std::vector<uint8_t>& px, const char* name) {
-    ImageInput in = ImageInput::from_bytes(name, px);
-    in.rgb_width = 96;
-    in.rgb_height = 80;
-    return in;
-  };
+  const test::SameSizePictures pics;
+  const ImageInput red = pics.input(pics.red, "red"), blue = pics.input(pics.blue, "blue");
   const std::string q = "What colour is it?";
-  const std::string want_blue = alone(*model, {raw(blue, "blue")}, q, 12);
-  PrefixHasher h = PrefixHasher::for_prompt(model->prepare({raw(red, "red")}, q), 0);
-  int64_t before_picture = 0;   // text rows ahead of the first picture row
-  while (h.row(before_picture).image < 0) ++before_picture;
+  const std::string want_blue = alone(*model, {blue}, q, 12);
+  const int64_t before_picture = test::rows_before_picture(*model, red, q);
 
   sched::Scheduler s(*model, {});
-  ask(s, {raw(red, "red")}, q, 12)->done.get_future().get();
+  ask(s, {red}, q, 12)->done.get_future().get();
   const uint64_t hit_before = s.stats().kv.hit_tokens;
-  auto b = ask(s, {raw(blue, "blue")}, q, 12);
+  auto b = ask(s, {blue}, q, 12);
   b->done.get_future().get();
   CHECK(b->text == want_blue);
   // Only whole blocks of the text before the picture may be shared.
@@ -290,5 +292,40 @@ TEST_CASE("picture rows evicted while a request waits are embedded after all, wi
   CHECK(q->text == want);
   CHECK(model->vision_cache().hits() == hits + 1);   // the picture's rows, fetched after all
   CHECK(model->vision_cache().misses() == misses);
+  CHECK(s.stats().kv.blocks_used == 0);
+}
+
+TEST_CASE("a request queued behind one that waits for blocks ends at its deadline, not when the blocks come", "[sched]") {
+  auto model = load(test::data("minicpmv26-tiny"), two_stages);
+  auto long_text = [&](const char* word) {   // a text prompt of 8 to 9 blocks
+    std::string q = word;
+    while (PrefixHasher::for_prompt(model->prepare({}, q), 0).rows() <= 8 * kBlockTokens) q += std::string(" ") + word;
+    return q;
+  };
+  sched::SchedulerOptions so;
+  so.kv_blocks = 12;
+  sched::Scheduler s(*model, so);
+  std::shared_ptr<Out> a, b;
+  auto c = std::make_shared<Out>();
+  {
+    std::lock_guard<kernels::TurnLock> hold(model->decoder().stages().front().device->exec_mutex());
+    a = ask(s, {}, long_text("Please"), 16);   // joins with 9 blocks, its step waits for the device
+    for (int i = 0; i < 500 && s.stats().running < 1; ++i) std::this_thread::sleep_for(5ms);
+    b = ask(s, {}, long_text("Kindly"), 4);    // needs more than the 3 free blocks: waits
+    sched::Request r;
+    r.question = "Short";
+    r.options.max_tokens = 4;
+    r.deadline = std::chrono::steady_clock::now() + 100ms;
+    r.events.on_done = [c](const sched::Result& res) { c->done.set_value(res); };
+    REQUIRE(s.submit(std::move(r)));
+    auto f = c->done.get_future();
+    // The steps are stopped, so no block comes back while we wait.
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    CHECK(f.get().finish_reason == FinishReason::deadline);
+    CHECK(s.stats().running == 1);
+  }
+  CHECK(a->done.get_future().get().finish_reason == FinishReason::length);
+  CHECK(b->done.get_future().get().finish_reason == FinishReason::length);
+  std::this_thread::sleep_for(20ms);
   CHECK(s.stats().kv.blocks_used == 0);
 }

@@ -16,11 +16,14 @@ pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp)
 pkg_check_modules(EXIF REQUIRED IMPORTED_TARGET libexif)
 pkg_check_modules(SYSTEMD IMPORTED_TARGET libsystemd)
 
-# spdlog and fmt header-only: the binaries must run on machines whose spdlog/fmt
-# shared libraries have other sonames (the lent GPU machine has spdlog 1.12).
-add_library(omni_log INTERFACE)
-target_compile_definitions(omni_log INTERFACE SPDLOG_HEADER_ONLY FMT_HEADER_ONLY SPDLOG_FMT_EXTERNAL)
-target_link_libraries(omni_log INTERFACE Threads::Threads)
+# spdlog and fmt built into the binaries, once (cmake/spdlog_fmt_compiled.cpp): they must
+# run on machines whose spdlog/fmt shared libraries have other sonames (the lent GPU
+# machine has spdlog 1.12), and compiling them header-only in every file that logs cost
+# minutes of each build.
+add_library(omni_log STATIC ${PROJECT_SOURCE_DIR}/cmake/spdlog_fmt_compiled.cpp)
+target_compile_definitions(omni_log PUBLIC SPDLOG_COMPILED_LIB SPDLOG_FMT_EXTERNAL)
+target_link_libraries(omni_log PUBLIC Threads::Threads PRIVATE omni_flags)
+set_target_properties(omni_log PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
 # CUDA: AUTO builds the backend when nvcc is found; with none the build still succeeds.
 set(OMNI_HAVE_CUDA OFF)

@@ -40,19 +40,17 @@ void AsioConnection::on_readable() {
     for (int i = 0; i < 16; ++i) {  // bounded, then yield to other connections
       const RecvResult r = recv_into(socket_.native_handle(), reader_, /*nonblocking=*/true);
       if (r == RecvResult::would_block) break;
+      // Complete frames go to the handler after every read, so the reader never holds
+      // more than the frame in progress (and its descriptors) however fast the client
+      // pipelines.
+      while (auto f = reader_.next()) {
+        if (closed_ || close_after_flush_) return;
+        on_frame_(std::move(*f));
+      }
       if (r == RecvResult::eof) {
-        // deliver what is complete, then end
-        while (auto f = reader_.next()) {
-          if (closed_) return;
-          on_frame_(std::move(*f));
-        }
         finish(Error{ErrorCode::ok, "peer closed the connection"});
         return;
       }
-    }
-    while (auto f = reader_.next()) {
-      if (closed_ || close_after_flush_) return;
-      on_frame_(std::move(*f));
     }
   } catch (const IpcError& e) {
     if (e.code() == ErrorCode::unavailable) {

@@ -38,11 +38,22 @@ void FrameReader::feed(std::span<const uint8_t> data, std::vector<UniqueFd> fds)
       failed_ = true;
       throw IpcError(ErrorCode::bad_frame, "descriptors received without data");
     }
-    if (fds.size() + pending_fds() > limits_.max_fds_per_frame) {
+    // One batch belongs to one frame (the last that starts in its bytes), so the limit
+    // is per batch. Batches of frames read but not yet taken are bounded apart: a reader
+    // that takes complete frames after every feed holds at most the batch of the frame
+    // in progress and of the one starting after it.
+    if (fds.size() > limits_.max_fds_per_frame) {
       failed_ = true;
       batches_.clear();  // closes them
-      throw IpcError(ErrorCode::too_large, "too many descriptors: " + std::to_string(fds.size()) +
+      throw IpcError(ErrorCode::too_large, "too many descriptors in one frame: " + std::to_string(fds.size()) +
                                                " > " + std::to_string(limits_.max_fds_per_frame));
+    }
+    if (fds.size() + pending_fds() > 2 * std::size_t(limits_.max_fds_per_frame)) {
+      failed_ = true;
+      batches_.clear();
+      throw IpcError(ErrorCode::too_large, "descriptors of more than two frames waiting: " +
+                                               std::to_string(fds.size() + pending_fds()) + " > " +
+                                               std::to_string(2 * std::size_t(limits_.max_fds_per_frame)));
     }
     batches_.push_back(FdBatch{begin, stream_end_, std::move(fds)});
   }

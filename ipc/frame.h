@@ -48,8 +48,9 @@ class FrameReader {
 
   /// Append bytes received by one recvmsg() together with the descriptors that
   /// came with that same recvmsg() (ownership taken; closed on any error).
-  /// Throws IpcError(too_large) when more than max_fds_per_frame descriptors
-  /// are pending.
+  /// Throws IpcError(too_large) when one recvmsg() brought more than
+  /// max_fds_per_frame descriptors, or when descriptors of more than two frames are
+  /// waiting (take complete frames with next() after every feed).
   void feed(std::span<const uint8_t> data, std::vector<UniqueFd> fds = {});
 
   /// The next complete frame, or nullopt when more bytes are needed.

@@ -1,5 +1,6 @@
 #include "ipc/messages.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string_view>
@@ -497,8 +498,12 @@ Message decode_payload(std::span<const uint8_t> payload, std::size_t nfds, const
   const Fields m(oh.get(), type);
   if (type != "generate" && nfds != 0)
     bad(type, "descriptors are only allowed with generate");
-  // request id first, so that the error reply can be addressed
-  if (rid && type != "hello" && type != "hello_ok") {
+  // Request id first, so that the error reply can be addressed; only for the types that
+  // carry one: an unknown type's "id" names no request of ours (docs/protocol.md §3).
+  static constexpr std::string_view kWithId[] = {"generate", "token", "done", "cancel", "status_request",
+                                                 "status", "error"};
+  const bool with_id = std::find(std::begin(kWithId), std::end(kWithId), type) != std::end(kWithId);
+  if (rid && with_id) {
     if (const auto* o = m.get("id"); o && o->type == msgpack::type::POSITIVE_INTEGER) *rid = o->via.u64;
   }
   if (type == "hello") {

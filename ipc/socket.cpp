@@ -76,7 +76,7 @@ bool AccessPolicy::allows(const PeerCred& c) const {
   return false;
 }
 
-UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog) {
+UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, SocketFile* bound) {
   const sockaddr_un addr = make_addr(path);
   const std::string dir = std::filesystem::path(path).parent_path().empty()
                               ? std::string(".")
@@ -105,6 +105,11 @@ UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog) {
   if (!fd) sys_fail(ErrorCode::internal, "socket");
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0)
     sys_fail(ErrorCode::internal, "bind " + path);
+  if (bound) {
+    struct stat bs {};
+    if (::lstat(path.c_str(), &bs) != 0) sys_fail(ErrorCode::internal, "lstat " + path);
+    *bound = SocketFile{bs.st_dev, bs.st_ino};
+  }
   if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
     const int e = errno;
     ::unlink(path.c_str());
@@ -120,14 +125,25 @@ UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog) {
   return fd;
 }
 
-UniqueFd accept_unix(int listen_fd) {
+UniqueFd accept_unix(int listen_fd, int* error) {
+  if (error) *error = 0;
   for (;;) {
     const int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (c >= 0) return UniqueFd(c);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return UniqueFd();
-    sys_fail(ErrorCode::internal, "accept4");
+    const bool broken = errno == EBADF || errno == EINVAL || errno == ENOTSOCK || errno == EFAULT || errno == EOPNOTSUPP;
+    if (broken || !error) sys_fail(ErrorCode::internal, "accept4");
+    *error = errno;
+    return UniqueFd();
   }
+}
+
+bool unlink_if_ours(const std::string& path, const SocketFile& ours) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  if (SocketFile{st.st_dev, st.st_ino} != ours) return false;
+  return ::unlink(path.c_str()) == 0;
 }
 
 UniqueFd connect_unix(const std::string& path) {

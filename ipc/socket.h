@@ -46,10 +46,24 @@ struct AccessPolicy {
 ///   a live socket -> IpcError(busy); anything that is not a socket is never removed
 ///   (IpcError(not_allowed));
 /// - bind, chmod(path, mode) BEFORE listen() (no peer can connect in between).
-UniqueFd listen_unix(const std::string& path, unsigned mode = 0660, int backlog = 64);
+/// `bound`, when given, receives the socket file's identity right after bind().
+struct SocketFile {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const SocketFile&) const = default;
+};
+UniqueFd listen_unix(const std::string& path, unsigned mode = 0660, int backlog = 64, SocketFile* bound = nullptr);
 
-/// accept4(SOCK_CLOEXEC). Returns an invalid fd on EAGAIN/EINTR/ECONNABORTED.
-UniqueFd accept_unix(int listen_fd);
+/// Removes `path` only while it is still the socket file `ours` (same device and
+/// inode): another daemon may have replaced it since. True when removed.
+bool unlink_if_ours(const std::string& path, const SocketFile& ours);
+
+/// accept4(SOCK_CLOEXEC). Returns an invalid fd when nothing is pending (EAGAIN,
+/// ECONNABORTED; EINTR is retried). Every other failure leaves the listener usable
+/// (out of descriptors or memory, a peer that went away): it returns an invalid fd
+/// with the errno in `*error`, or throws IpcError(internal) when `error` is null.
+/// Only a broken listener (EBADF, EINVAL, ENOTSOCK, EFAULT, EOPNOTSUPP) always throws.
+UniqueFd accept_unix(int listen_fd, int* error = nullptr);
 
 /// Connect (blocking, SOCK_CLOEXEC). Throws IpcError(unavailable) when nobody listens.
 UniqueFd connect_unix(const std::string& path);

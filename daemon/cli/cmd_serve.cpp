@@ -52,6 +52,7 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--kv-cache-tokens")) c.kv_cache_tokens = f.kv_cache_tokens;
   if (given("--no-prefix-cache")) c.prefix_cache = false;
   if (given("--max-connections")) c.max_connections = f.max_connections;
+  if (given("--idle-timeout")) c.idle_timeout_seconds = f.idle_timeout_seconds;
   if (given("--allow-uid")) c.allowed_uids = f.allowed_uids;
   if (given("--allow-gid")) c.allowed_gids = f.allowed_gids;
   if (given("--drain-seconds")) c.drain_seconds = f.drain_seconds;
@@ -160,6 +161,8 @@ void add_serve_command(CLI::App& app) {
                   "KV cache size in tokens, shared by all requests (default: max_active x max_context)");
   cmd->add_flag("--no-prefix-cache", a->no_prefix_cache, "Do not reuse the KV cache of earlier prompts with the same start");
   cmd->add_option("--max-connections", f.max_connections, "Simultaneous client connections");
+  cmd->add_option("--idle-timeout", f.idle_timeout_seconds,
+                  "Seconds a connection with nothing running may stay silent before it is closed (0: never)");
   cmd->add_option("--allow-uid", f.allowed_uids, "User ids allowed to connect (default: the daemon's own)");
   cmd->add_option("--allow-gid", f.allowed_gids, "Group ids allowed to connect");
   cmd->add_option("--drain-seconds", f.drain_seconds, "On SIGTERM, time running requests get to finish");

@@ -79,4 +79,9 @@ Image load_image_file(const std::string& path, const DecodeLimits& limits) {
   return decode_image(buf.data(), buf.size(), limits, path);
 }
 
+Image decode_image(const uint8_t* data, size_t size, const DecodeLimits& limits, const std::string& name,
+                   const DecodeInterrupt&) {
+  return decode_image(data, size, limits, name);
+}
+
 }  // namespace omni::image

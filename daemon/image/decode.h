@@ -3,9 +3,11 @@
 // Image.open(...).convert("RGB") does, with limits checked before any pixel is decoded.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "image/image.h"
+#include "util/error.h"
 
 namespace omni::image {
 
@@ -17,6 +19,18 @@ struct DecodeLimits {
   // MiniCPM-V pipeline does NOT do this (plain Image.open); set false to match it bit for bit.
   bool apply_exif_orientation = true;
 };
+
+using DecodeInterrupt = std::function<bool()>;
+class DecodeError : public omni::Error {
+ public:
+  using omni::Error::Error;
+};
+class DecodeInterrupted : public omni::Error {
+ public:
+  using omni::Error::Error;
+};
+Image decode_image(const uint8_t* data, size_t size, const DecodeLimits& limits, const std::string& name,
+                   const DecodeInterrupt& interrupted);
 
 // `name` (a file path, "request image 2", ...) prefixes every error message.
 // Throws omni::Error for empty/oversized/unknown/corrupt/truncated input and limit violations.

@@ -30,13 +30,13 @@ int32_t require_token(const tok::Tokenizer& t, const std::string& s, const std::
 image::Image raw_rgb(const ImageInput& in, const image::DecodeLimits& lim) {
   const uint64_t w = uint64_t(in.rgb_width), h = uint64_t(in.rgb_height);
   if (in.rgb_width < lim.min_side || in.rgb_height < lim.min_side)
-    throw Error(in.name + ": raw RGB picture of " + std::to_string(w) + "x" + std::to_string(h) +
+    throw image::DecodeError(in.name + ": raw RGB picture of " + std::to_string(w) + "x" + std::to_string(h) +
                 " is smaller than the minimum side " + std::to_string(lim.min_side));
   if (w * h > lim.max_pixels)
-    throw Error(in.name + ": raw RGB picture of " + std::to_string(w * h) + " pixels exceeds the limit of " +
+    throw image::DecodeError(in.name + ": raw RGB picture of " + std::to_string(w * h) + " pixels exceeds the limit of " +
                 std::to_string(lim.max_pixels));
   if (in.size != w * h * 3)
-    throw Error(in.name + ": raw RGB picture of " + std::to_string(w) + "x" + std::to_string(h) + " needs " +
+    throw image::DecodeError(in.name + ": raw RGB picture of " + std::to_string(w) + "x" + std::to_string(h) + " needs " +
                 std::to_string(w * h * 3) + " bytes, got " + std::to_string(in.size));
   image::Image img;
   img.width = in.rgb_width;
@@ -114,7 +114,29 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   return m;
 }
 
+std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInput>& images,
+                                                    const image::DecodeInterrupt& interrupted) const {
+  if (!images.empty() && !has_vision()) throw Error("model " + name_ + " has no vision tower: it cannot take pictures");
+  std::vector<PreparedImage> out;
+  for (const ImageInput& in : images) {
+    image::Image img = in.rgb_width ? raw_rgb(in, options_.image_limits)
+                                    : image::decode_image(in.data, in.size, options_.image_limits, in.name, interrupted);
+    PreparedImage prep;
+    prep.sliced = image::slice_image(img, pre_.slice);
+    const auto& s = pre_.slice;
+    prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(s.scale_resolution) + "/" +
+                     std::to_string(s.max_slice_nums) + "/" + std::to_string(s.slice_mode) + "/" +
+                     std::to_string(options_.image_limits.apply_exif_orientation);
+    out.push_back(std::move(prep));
+  }
+  return out;
+}
+
 ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question) const {
+  return prepare_prompt(prepare_images(images), question);
+}
+
+ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const std::string& question) const {
   if (!images.empty() && !has_vision()) throw Error("model " + name_ + " has no vision tower: it cannot take pictures");
   ChatPrompt p;
   // chat(): the user turn's content items joined with "\n", each picture a marker.
@@ -129,19 +151,7 @@ ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::
   std::optional<bool> thinking = options_.enable_thinking;
   if (!thinking && has_vision()) thinking = false;
   std::string text = template_->apply(msgs, true, thinking);
-
-  for (size_t i = 0; i < images.size(); ++i) {
-    const ImageInput& in = images[i];
-    image::Image img = in.rgb_width ? raw_rgb(in, options_.image_limits)
-                                    : image::decode_image(in.data, in.size, options_.image_limits, in.name);
-    PreparedImage prep;
-    prep.sliced = image::slice_image(img, pre_.slice);
-    const auto& s = pre_.slice;
-    prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(s.scale_resolution) + "/" +
-                     std::to_string(s.max_slice_nums) + "/" + std::to_string(s.slice_mode) + "/" +
-                     std::to_string(options_.image_limits.apply_exif_orientation);
-    p.images.push_back(std::move(prep));
-  }
+  p.images = std::move(images);
   // Replace the k-th marker by the k-th picture's placeholder.
   size_t at = 0;
   for (size_t i = 0; i < p.images.size(); ++i) {

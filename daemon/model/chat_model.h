@@ -77,6 +77,12 @@ class ChatModel {
 
   // Decodes and slices the pictures, applies the chat template and tokenizes.
   ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question) const;
+  // The two halves of prepare(): the pictures decoded and sliced (image::DecodeError for
+  // a bad picture; `interrupted` can stop a long decode, image::DecodeInterrupted), then
+  // the prompt around them.
+  std::vector<PreparedImage> prepare_images(const std::vector<ImageInput>& images,
+                                            const image::DecodeInterrupt& interrupted = {}) const;
+  ChatPrompt prepare_prompt(std::vector<PreparedImage> images, const std::string& question) const;
   // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
   // `turns`: the vision device's lock, taken for one piece at a time so that decode steps
   // sharing the device get their turns between pieces (the daemon's scheduler).

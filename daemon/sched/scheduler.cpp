@@ -47,6 +47,7 @@ Scheduler::Scheduler(ChatModel& model, SchedulerOptions opt) : model_(model), op
   pool_ = model_.decoder().new_pool(blocks, opt_.prefix_cache);
   runner_ = std::make_unique<PipelineRunner>(model_.decoder());
   groups_.resize(size_t(runner_->n_stages()));
+  decoders_ = std::make_unique<DecodePool>(opt_.decode_threads);
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -55,8 +56,10 @@ Scheduler::~Scheduler() {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  stop_decoding_.store(true);   // decodes in progress stop at their next poll
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  decoders_.reset();   // joins; its jobs still reach mu_ and cv_
 }
 
 std::shared_ptr<Ticket> Scheduler::submit(Request r) {
@@ -64,7 +67,10 @@ std::shared_ptr<Ticket> Scheduler::submit(Request r) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || draining_ || int(queue_.size()) >= opt_.max_queue) return nullptr;
-    queue_.push_back({std::move(r), ticket, Clock::now(), nullptr});
+    Waiting w{std::move(r), ticket, Clock::now(), nullptr, nullptr};
+    if (!w.req.images.empty()) w.decoding = std::make_shared<Decoding>();
+    queue_.push_back(std::move(w));
+    start_decodes_locked();
   }
   cv_.notify_all();
   return ticket;
@@ -102,6 +108,7 @@ void Scheduler::drain(Clock::time_point deadline) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (queue_.empty() && n_active_.load() == 0) return;
+      if (Clock::now() > deadline) stop_decoding_.store(true);   // what still decodes ends as cancelled
       if (Clock::now() > deadline + std::chrono::seconds(1)) return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -147,20 +154,58 @@ void Scheduler::prune() {
   running_.store(uint32_t(active_.size()));
 }
 
+void Scheduler::start_decodes_locked() {
+  constexpr int kAheadPerThread = 2;
+  int in_progress = 0;
+  for (const auto& w : queue_) in_progress += w.decoding && w.decoding->started ? 1 : 0;
+  for (auto& w : queue_) {
+    if (in_progress >= kAheadPerThread * decoders_->threads()) break;
+    if (!w.decoding || w.decoding->started) continue;
+    w.decoding->started = true;
+    ++in_progress;
+    // The job owns what it reads: the pictures' bytes are kept alive by their inputs.
+    decoders_->post([this, d = w.decoding, images = w.req.images, ticket = w.ticket, deadline = w.req.deadline] {
+      auto interrupted = [&] {
+        return stop_decoding_.load() || ticket->cancelled() || (deadline && Clock::now() > *deadline);
+      };
+      std::vector<PreparedImage> out;
+      std::exception_ptr error;
+      try {
+        out = model_.prepare_images(images, interrupted);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        d->images = std::move(out);
+        d->error = error;
+        d->done = true;
+      }
+      cv_.notify_all();
+    });
+  }
+}
+
 void Scheduler::admit_loop() {
   for (;;) {
     Waiting w;
     {
       std::unique_lock<std::mutex> lock(mu_);
       // n_active_ counts requests being prepared too; a preempted request keeps its slot.
+      // A request whose pictures are still decoding lets the ones behind it go first.
+      auto next = queue_.end();
       cv_.wait(lock, [&] {
-        return stopping_ ||
-               (!queue_.empty() && (queue_.front().resume || int(n_active_.load()) < opt_.max_active));
+        if (stopping_) return true;
+        const int n = int(n_active_.load());
+        next = std::find_if(queue_.begin(), queue_.end(),
+                            [&](const Waiting& q) { return q.admissible(n, opt_.max_active); });
+        return next != queue_.end();
       });
       if (stopping_) return;
-      w = std::move(queue_.front());
-      queue_.pop_front();
+      w = std::move(*next);
+      queue_.erase(next);
       if (!w.resume) n_active_.fetch_add(1);
+      start_decodes_locked();
     }
     const bool resumed = w.resume != nullptr;
     std::unique_ptr<Active> a = prepare(std::move(w));
@@ -224,7 +269,12 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
     }
     const AnswerOptions& o = a->req.options;
     a->gen = std::make_unique<Generation>(&model_.tokenizer(), generation_options(model_, o));
-    ChatPrompt prompt = model_.prepare(a->req.images, a->req.question);
+    std::vector<PreparedImage> pictures;
+    if (w.decoding) {
+      if (w.decoding->error) std::rethrow_exception(w.decoding->error);
+      pictures = std::move(w.decoding->images);
+    }
+    ChatPrompt prompt = model_.prepare_prompt(std::move(pictures), a->req.question);
     a->rows = PrefixHasher::for_prompt(prompt, o.pad_id);
     const int64_t n = a->rows.rows();
     if (n == 0) throw Error("the prompt holds only padding tokens");
@@ -262,12 +312,16 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
     }
     a->prompt_rows = n;
     return a;
+  } catch (const image::DecodeInterrupted&) {
+    // Stopped for its cancel or deadline, or for shutdown (which cancels what is left).
+    const bool late = a->req.deadline && Clock::now() > *a->req.deadline && !a->ticket->cancelled();
+    finish(*a, late ? FinishReason::deadline : FinishReason::cancelled);
+    return nullptr;
+  } catch (const image::DecodeError& e) {
+    finish(*a, FinishReason::error, "bad_image", e.what());
+    return nullptr;
   } catch (const std::exception& e) {
-    const std::string what = e.what();
-    // Image errors name the picture first (image/decode.h).
-    bool image_error = false;
-    for (const auto& im : a->req.images) image_error |= what.rfind(im.name, 0) == 0;
-    finish(*a, FinishReason::error, image_error ? "bad_image" : resumed ? "internal" : "bad_request", what);
+    finish(*a, FinishReason::error, resumed ? "internal" : "bad_request", e.what());
     return nullptr;
   }
 }

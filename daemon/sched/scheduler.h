@@ -40,6 +40,7 @@
 #include <thread>
 
 #include "model/pipeline_runner.h"
+#include "sched/decode_pool.h"
 #include "sched/request.h"
 
 namespace omni::sched {
@@ -51,6 +52,7 @@ struct SchedulerOptions {
   int max_batch_tokens = 512;   // rows per step (prefill chunks + one per running request)
   int64_t kv_blocks = 0;        // KV pool size in blocks; 0: max_active · max_context tokens
   bool prefix_cache = true;     // reuse cached prompt prefixes
+  int decode_threads = 2;       // threads decoding pictures ahead of admission
 };
 
 struct Stats {
@@ -81,11 +83,22 @@ class Scheduler {
 
  private:
   struct Active;
+  // A waiting request's pictures, decoded on the pool (fields under mu_).
+  struct Decoding {
+    bool started = false, done = false;
+    std::vector<PreparedImage> images;
+    std::exception_ptr error;        // image::DecodeError, image::DecodeInterrupted, ...
+  };
   struct Waiting {
     Request req;
     std::shared_ptr<Ticket> ticket;
     std::chrono::steady_clock::time_point queued_at;
     std::unique_ptr<Active> resume;   // a preempted request to recompute (req and ticket are in it)
+    std::shared_ptr<Decoding> decoding;   // set when it has pictures
+    // Admission may take it: its pictures are decoded (or it has none), and there is a slot.
+    bool admissible(int n_active, int max_active) const {
+      return (resume || n_active < max_active) && (!decoding || decoding->done);
+    }
   };
   struct Group {
     std::vector<Active*> in_job;                 // members whose step is in flight
@@ -94,6 +107,9 @@ class Scheduler {
   };
   void loop();
   void admit_loop();                             // the admission thread
+  // Starts decoding the pictures of the first waiting requests, a few ahead of
+  // admission (bounded: decoded pictures wait in memory). Under mu_.
+  void start_decodes_locked();
   std::unique_ptr<Active> prepare(Waiting w);    // null when it failed (already answered)
   // Embeds a returning request's prompt again when the picture rows it skipped are gone.
   void resume(Active& a);
@@ -138,6 +154,8 @@ class Scheduler {
   uint64_t completed_ = 0, generated_ = 0;
   uint64_t admitted_ = 0;                          // admission order (preemption picks the newest)
   std::atomic<uint64_t> preemptions_{0};
+  std::atomic<bool> stop_decoding_{false};          // shutdown, or the drain's deadline passed
+  std::unique_ptr<DecodePool> decoders_;
   std::atomic<uint32_t> running_{0}, max_running_{0};
   std::thread thread_;
 };

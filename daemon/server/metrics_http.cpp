@@ -8,7 +8,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 MetricsHttp::MetricsHttp(asio::io_context& io, uint16_t port, std::function<std::string()> render)
-    : acceptor_(io, tcp::endpoint(asio::ip::address_v4::loopback(), port)), render_(std::move(render)) {
+    : acceptor_(io, tcp::endpoint(asio::ip::address_v4::loopback(), port)), backoff_(io),
+      render_(std::make_shared<const std::function<std::string()>>(std::move(render))) {
   accept_next();
   spdlog::info("metrics on http://127.0.0.1:{}/metrics", this->port());
 }
@@ -17,27 +18,60 @@ uint16_t MetricsHttp::port() const { return acceptor_.local_endpoint().port(); }
 
 void MetricsHttp::accept_next() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
-    if (ec) return;   // acceptor closed
-    auto s = std::make_shared<tcp::socket>(std::move(sock));
-    auto buf = std::make_shared<asio::streambuf>(8192);   // bounded request head
-    asio::async_read_until(*s, *buf, "\r\n\r\n", [this, s, buf](boost::system::error_code rec, size_t) {
-      std::string head;
-      if (!rec) {
-        std::istream in(buf.get());
-        std::getline(in, head);
-      }
-      const bool ok = head.rfind("GET /metrics ", 0) == 0;
-      auto body = std::make_shared<std::string>(ok ? render_() : "not found\n");
-      auto resp = std::make_shared<std::string>(
-          std::string(ok ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 404 Not Found\r\n") +
-          "Content-Type: text/plain; version=0.0.4\r\nContent-Length: " + std::to_string(body->size()) +
-          "\r\nConnection: close\r\n\r\n" + *body);
-      asio::async_write(*s, asio::buffer(*resp), [s, resp](boost::system::error_code, size_t) {
-        boost::system::error_code ignore;
-        s->shutdown(tcp::socket::shutdown_both, ignore);
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;   // closed: shutting down
+    if (ec) {
+      // Out of descriptors or memory: wait, then accept again; the daemon serves on.
+      spdlog::debug("metrics: accept failed: {}", ec.message());
+      backoff_.expires_after(std::chrono::milliseconds(100));
+      backoff_.async_wait([this](boost::system::error_code tec) {
+        if (!tec) accept_next();
       });
-    });
+      return;
+    }
+    if (*open_ >= kMaxConnections) {
+      boost::system::error_code ignore;
+      sock.close(ignore);   // over the cap: closed at once, nothing read
+    } else {
+      serve(std::make_shared<tcp::socket>(std::move(sock)));
+    }
     accept_next();
+  });
+}
+
+void MetricsHttp::serve(std::shared_ptr<tcp::socket> s) {
+  ++*open_;
+  // Released with the last handler holding it, whatever the path.
+  auto slot = std::shared_ptr<void>(nullptr, [open = open_](void*) { --*open; });
+  auto timer = std::make_shared<asio::steady_timer>(acceptor_.get_executor(), std::chrono::milliseconds(kReadTimeoutMs));
+  timer->async_wait([s](boost::system::error_code ec) {
+    if (ec) return;   // answered in time
+    boost::system::error_code ignore;
+    s->close(ignore);   // a slow or silent client: the pending read ends with an error
+  });
+  auto buf = std::make_shared<asio::streambuf>(kMaxHeadBytes);   // bounded request head
+  asio::async_read_until(*s, *buf, "\r\n\r\n", [render = render_, s, buf, timer, slot](boost::system::error_code rec, size_t) {
+    timer->cancel();
+    if (rec || !s->is_open()) return;   // timed out, too long a head, or gone
+    std::string head;
+    std::istream in(buf.get());
+    std::getline(in, head);
+    const bool ok = head.rfind("GET /metrics ", 0) == 0;
+    auto body = std::make_shared<std::string>(ok ? (*render)() : "not found\n");
+    auto resp = std::make_shared<std::string>(
+        std::string(ok ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 404 Not Found\r\n") +
+        "Content-Type: text/plain; version=0.0.4\r\nContent-Length: " + std::to_string(body->size()) +
+        "\r\nConnection: close\r\n\r\n" + *body);
+    timer->expires_after(std::chrono::milliseconds(kReadTimeoutMs));   // and a reader that does not read
+    timer->async_wait([s](boost::system::error_code ec) {
+      if (ec) return;
+      boost::system::error_code ignore;
+      s->close(ignore);
+    });
+    asio::async_write(*s, asio::buffer(*resp), [s, resp, timer, slot](boost::system::error_code, size_t) {
+      timer->cancel();
+      boost::system::error_code ignore;
+      s->shutdown(tcp::socket::shutdown_both, ignore);
+    });
   });
 }
 

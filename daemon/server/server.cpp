@@ -1,7 +1,11 @@
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -47,13 +51,16 @@ Server::Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sche
 
 Server::~Server() = default;
 
-ipc::Value Server::status_details() const {
+ipc::Value Server::status_details(bool operator_view) const {
   nlohmann::json d;
   d["placement"] = nlohmann::json::parse(placement_json_.empty() ? "null" : placement_json_);
-  d["vision_cache"] = {{"entries", model_.vision_cache().entries()},
-                       {"bytes", model_.vision_cache().bytes()},
-                       {"hits", model_.vision_cache().hits()},
-                       {"misses", model_.vision_cache().misses()}};
+  // Cache hits tell whether somebody asked about a given picture or prompt before: only
+  // the daemon's own user (and root) see them (docs/operations.md, Security).
+  d["vision_cache"] = {{"entries", model_.vision_cache().entries()}, {"bytes", model_.vision_cache().bytes()}};
+  if (operator_view) {
+    d["vision_cache"]["hits"] = model_.vision_cache().hits();
+    d["vision_cache"]["misses"] = model_.vision_cache().misses();
+  }
   nlohmann::json mem = nlohmann::json::array();
   for (const auto& dev : model_.decoder().placement().devices())
     mem.push_back({{"device", dev->id().str()},
@@ -64,6 +71,7 @@ ipc::Value Server::status_details() const {
   d["completed_requests"] = st.completed;
   d["generated_tokens"] = st.generated_tokens;
   d["connections"] = sessions_.load();
+  if (operator_view) d["accept_failures"] = accept_failures_.load();
   nlohmann::json stages = nlohmann::json::array();
   const auto& dstages = model_.decoder().stages();
   for (size_t i = 0; i < dstages.size(); ++i)
@@ -75,7 +83,7 @@ ipc::Value Server::status_details() const {
                    {"blocks_total", st.kv.blocks_total},
                    {"blocks_used", st.kv.blocks_used},
                    {"blocks_cached", st.kv.blocks_cached}};
-  d["prefix_cache"] = {{"lookup_tokens", st.kv.lookup_tokens}, {"hit_tokens", st.kv.hit_tokens}};
+  if (operator_view) d["prefix_cache"] = {{"lookup_tokens", st.kv.lookup_tokens}, {"hit_tokens", st.kv.hit_tokens}};
   d["preemptions"] = st.preemptions;
   d["pipeline"] = {{"stages", stages},
                    {"steps", st.pipeline.jobs},
@@ -126,65 +134,130 @@ std::string Server::prometheus_text() const {
   return t;
 }
 
-void Server::session_closed() { sessions_.fetch_sub(1); }
+void Server::session_closed(bool counted) {
+  if (counted) sessions_.fetch_sub(1);
+  else refusing_.fetch_sub(1);
+}
 
 void Server::track(const std::shared_ptr<Session>& s) {
   std::erase_if(live_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
   live_.push_back(s);
 }
 
+bool Server::LogBudget::take() {
+  const auto now = std::chrono::steady_clock::now();
+  if (last != std::chrono::steady_clock::time_point{} && now - last < std::chrono::seconds(10)) {
+    ++suppressed;
+    return false;
+  }
+  last = now;
+  return true;
+}
+
 void Server::accept_next() {
   listener_->async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
     if (ec || stopping_) return;
-    for (;;) {
-      ipc::UniqueFd fd = ipc::accept_unix(listener_->native_handle());
+    for (int n = 0; n < 64; ++n) {   // bounded, so the sessions' handlers get their turns
+      int err = 0;
+      ipc::UniqueFd fd = ipc::accept_unix(listener_->native_handle(), &err);
+      if (err) {
+        accept_failed(err);
+        return;
+      }
       if (!fd) break;
-      ipc::PeerCred cred;
-      try {
-        cred = ipc::peer_credentials(fd.get());
-      } catch (const std::exception& e) {
-        spdlog::warn("refusing a connection: {}", e.what());
-        continue;
-      }
-      // A session whose descriptor cannot be adopted is logged and dropped (fd closed).
-      auto open = [&](ipc::UniqueFd f) -> std::shared_ptr<Session> {
-        try {
-          auto s = std::make_shared<Session>(*this, std::move(f), cred);
-          sessions_.fetch_add(1);
-          track(s);
-          return s;
-        } catch (const std::exception& e) {
-          spdlog::warn("dropping a connection from pid {}: {}", cred.pid, e.what());
-          return nullptr;
-        }
-      };
-      if (!policy_.allows(cred)) {
-        spdlog::warn("refused pid {} uid {} gid {}: not an allowed user or group", cred.pid, cred.uid, cred.gid);
-        if (auto s = open(std::move(fd)))
-          s->refuse(ipc::ErrorCode::not_allowed, "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
-        continue;
-      }
-      if (sessions_.load() >= cfg_.max_connections + 16) continue;   // beyond even a polite refusal: just close
-      if (sessions_.load() >= cfg_.max_connections) {
-        if (auto s = open(std::move(fd))) s->refuse(ipc::ErrorCode::busy, "too many connections");
-        continue;
-      }
-      if (auto s = open(std::move(fd))) s->start();
+      admit(std::move(fd));
     }
     accept_next();
   });
 }
 
+void Server::accept_failed(int err) {
+  // Out of descriptors (EMFILE, ENFILE) the newcomer cannot even be accepted, and it
+  // stays in the backlog, readable forever: shed it with the descriptor kept spare for
+  // this, then wait a little before accepting again. Nothing that runs is touched.
+  bool shed = false;
+  if ((err == EMFILE || err == ENFILE) && spare_fd_) {
+    spare_fd_ = {};
+    ipc::UniqueFd newcomer(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC));
+    shed = bool(newcomer);
+    spare_fd_ = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  }
+  ++accept_failures_;
+  if (accept_log_.take())
+    spdlog::warn("accepting a connection failed: {}{}; {} such failures so far, serving on", std::strerror(err),
+                 shed ? " (the newcomer was closed)" : "", accept_failures_.load());
+  accept_backoff_ = std::make_unique<asio::steady_timer>(io_, std::chrono::milliseconds(100));
+  accept_backoff_->async_wait([this](boost::system::error_code ec) {
+    if (!ec && !stopping_) accept_next();
+  });
+}
+
+void Server::admit(ipc::UniqueFd fd) {
+  ipc::PeerCred cred;
+  try {
+    cred = ipc::peer_credentials(fd.get());
+  } catch (const std::exception& e) {
+    spdlog::warn("refusing a connection: {}", e.what());
+    return;
+  }
+  // The peer is checked before it takes a connection slot: refusals have slots of their
+  // own, few and short-lived, and past those a refused peer is closed without a word.
+  if (!policy_.allows(cred)) {
+    if (refuse_log_.take())
+      spdlog::warn("refused pid {} uid {} gid {}: not an allowed user or group ({} more refusals not logged)",
+                   cred.pid, cred.uid, cred.gid, refuse_log_.suppressed);
+    refuse(std::move(fd), cred, ipc::ErrorCode::not_allowed,
+           "uid " + std::to_string(cred.uid) + " is not allowed to use this daemon");
+    return;
+  }
+  if (sessions_.load() >= cfg_.max_connections) {
+    refuse(std::move(fd), cred, ipc::ErrorCode::busy, "too many connections");
+    return;
+  }
+  try {
+    auto s = std::make_shared<Session>(*this, std::move(fd), cred, /*counted=*/true);
+    sessions_.fetch_add(1);
+    track(s);
+    s->start();
+  } catch (const std::exception& e) {   // the descriptor could not be adopted; it is closed
+    spdlog::warn("dropping a connection from pid {}: {}", cred.pid, e.what());
+  }
+}
+
+void Server::refuse(ipc::UniqueFd fd, const ipc::PeerCred& cred, ipc::ErrorCode code, const std::string& why) {
+  if (refusing_.load() >= kMaxRefusing) return;   // fd closes here
+  try {
+    auto s = std::make_shared<Session>(*this, std::move(fd), cred, /*counted=*/false);
+    refusing_.fetch_add(1);
+    track(s);
+    s->refuse(code, why);
+  } catch (const std::exception& e) {
+    spdlog::debug("dropping a refused connection from pid {}: {}", cred.pid, e.what());
+  }
+}
+
+bool Server::operator_view(const ipc::PeerCred& c) const { return c.uid == 0 || c.uid == ::geteuid(); }
+
 void Server::run(const std::function<void()>& on_ready) {
-  listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode);
+  listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode, 64, &socket_file_);
   listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(listen_fd_.get()));
   listener_->non_blocking(true);
+  spare_fd_ = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   accept_next();
   if (cfg_.metrics_port >= 0)
     metrics_ = std::make_unique<MetricsHttp>(io_, uint16_t(cfg_.metrics_port), [this] { return prometheus_text(); });
   spdlog::info("serving {} on {}", model_.name(), cfg_.socket);
   if (on_ready) on_ready();
-  io_.run();
+  // No handler's failure may end the daemon and every request in flight with it: log
+  // it and serve on (the handlers themselves answer what they can).
+  for (;;) {
+    try {
+      io_.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("the I/O loop caught an error and serves on: {}", e.what());
+    }
+  }
   // The loop has ended (stop()): close what is still open, here, so no session and
   // connection keep each other alive past the server.
   for (auto& w : live_)
@@ -199,7 +272,10 @@ void Server::stop() {
     listener_->close(ec);
     metrics_.reset();
     listen_fd_ = {};
-    ::unlink(cfg_.socket.c_str());
+    accept_backoff_.reset();
+    // Only the socket file this daemon made: another one may have replaced it since.
+    if (!ipc::unlink_if_ours(cfg_.socket, socket_file_))
+      spdlog::info("{} is no longer this daemon's socket: left in place", cfg_.socket);
   });
   // Let running requests finish (their frames still flow through the I/O thread).
   sched_.drain(std::chrono::steady_clock::now() +

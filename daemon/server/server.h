@@ -35,12 +35,26 @@ class Server {
   ChatModel& model() { return model_; }
   sched::Scheduler& scheduler() { return sched_; }
   const ipc::Limits& limits() const { return limits_; }
-  ipc::Value status_details() const;
+  // `operator_view`: the daemon's own user or root, who also see the cache hit counters.
+  ipc::Value status_details(bool operator_view) const;
+  bool operator_view(const ipc::PeerCred& c) const;
   std::string prometheus_text() const;
-  void session_closed();
+  void session_closed(bool counted);   // counted: it held a connection slot (not a refusal)
 
  private:
   void accept_next();
+  // accept4 failed with `err` but the listener is fine: shed the newcomer if out of
+  // descriptors, log (rate-limited) and accept again after a pause.
+  void accept_failed(int err);
+  void admit(ipc::UniqueFd fd);   // peer check, then a session or a refusal
+  // Says why and closes; past kMaxRefusing refusals at once, just closes.
+  void refuse(ipc::UniqueFd fd, const ipc::PeerCred& cred, ipc::ErrorCode code, const std::string& why);
+  static constexpr int kMaxRefusing = 16;
+  struct LogBudget {   // one line per 10 s for what a peer can repeat at will
+    std::chrono::steady_clock::time_point last{};
+    uint64_t suppressed = 0;
+    bool take();
+  };
   // Remembers a session so shutdown can reach it (I/O thread only).
   void track(const std::shared_ptr<Session>& s);
   // Shutdown: polls until every session has closed or `give_up`, then stops the loop.
@@ -54,7 +68,13 @@ class Server {
   boost::asio::io_context io_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
   ipc::UniqueFd listen_fd_;
-  std::atomic<int> sessions_{0};
+  ipc::SocketFile socket_file_;   // the socket file as bound: only that one is removed at exit
+  ipc::UniqueFd spare_fd_;        // given up to shed a newcomer when out of descriptors
+  std::unique_ptr<boost::asio::steady_timer> accept_backoff_;
+  std::atomic<uint64_t> accept_failures_{0};
+  LogBudget accept_log_, refuse_log_;
+  std::atomic<int> sessions_{0};     // greeted or greeting sessions (connection slots)
+  std::atomic<int> refusing_{0};     // refusals still saying why
   std::atomic<bool> stopping_{false};
   std::unique_ptr<class MetricsHttp> metrics_;
   // Open sessions (I/O thread only). A session and its connection own each other until

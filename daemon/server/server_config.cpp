@@ -73,7 +73,7 @@ void ServerConfig::load_toml(const std::string& path) {
   }
   static const std::set<std::string> known = {
       "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_batch_tokens", "max_queue",
-      "max_context", "max_connections", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
+      "max_context", "max_connections", "idle_timeout_seconds", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
       "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "kv_cache_tokens",
       "prefix_cache"};
   for (const auto& [k, v] : t)
@@ -100,6 +100,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "kv_cache_tokens", kv_cache_tokens, path);
   get(t, "prefix_cache", prefix_cache, path);
   get(t, "max_connections", max_connections, path);
+  get(t, "idle_timeout_seconds", idle_timeout_seconds, path);
   get(t, "max_outgoing_bytes", max_outgoing_bytes, path);
   get(t, "drain_seconds", drain_seconds, path);
   get(t, "vision_cache_mb", vision_cache_mb, path);
@@ -118,6 +119,8 @@ void ServerConfig::validate() const {
                 std::to_string(max_active + 16) + "): each running request takes one row of a step");
   if (kv_cache_tokens < 0 || kv_cache_tokens > (int64_t(1) << 34))
     throw Error("serve: kv_cache_tokens must be 0 (max_active x max_context) or a number of tokens");
+  if (!(idle_timeout_seconds >= 0 && idle_timeout_seconds <= 1e6))
+    throw Error("serve: idle_timeout_seconds must be 0 (never) or a number of seconds");
   if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
   if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
 }

@@ -28,6 +28,7 @@ struct ServerConfig {
   int64_t kv_cache_tokens = 0;            // KV pool size; 0: max_active x max_context (docs/configuration.md)
   bool prefix_cache = true;               // reuse cached prompt prefixes (pictures included)
   int max_connections = 256;
+  double idle_timeout_seconds = 300;      // a greeted connection with nothing running and no frame: closed (0: never)
   size_t max_outgoing_bytes = 8u << 20;   // per connection before it counts as not reading
   double drain_seconds = 30;
   size_t vision_cache_mb = 256;

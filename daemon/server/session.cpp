@@ -21,11 +21,13 @@ ipc::AsioConnection::Socket adopt(asio::io_context& io, ipc::UniqueFd& fd) {
 
 }  // namespace
 
-Session::Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred)
+Session::Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred, bool counted)
     : server_(server),
       conn_(ipc::AsioConnection::create(adopt(server.io(), fd), server.limits(), server.config().max_outgoing_bytes)),
       timer_(server.io()),
-      cred_(cred) {}
+      idle_timer_(server.io()),
+      cred_(cred),
+      counted_(counted) {}
 
 Session::~Session() { cancel_requests(); }
 
@@ -52,6 +54,27 @@ void Session::refuse(ErrorCode code, const std::string& message) {
   });
 }
 
+void Session::arm_idle_timer() {
+  const double idle_s = server_.config().idle_timeout_seconds;
+  if (idle_s <= 0 || closed_) return;
+  const auto idle = std::chrono::milliseconds(int64_t(idle_s * 1000));
+  idle_timer_.expires_at(last_activity_ + idle);
+  idle_timer_.async_wait([weak = weak_from_this(), idle](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || self->closed_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!self->requests_.empty()) self->touch();   // waiting for answers is not idle
+    if (now - self->last_activity_ < idle) {
+      self->arm_idle_timer();
+      return;
+    }
+    // Closed without a frame: the SDK sees the closed connection on its next call and
+    // reconnects, where a stale error frame would be read as that call's answer.
+    spdlog::debug("closing the idle connection of pid {}", self->cred_.pid);
+    self->conn_->close();
+  });
+}
+
 void Session::say_goodbye() { hang_up(0, ErrorCode::not_ready, "omnid is shutting down"); }
 
 void Session::close_now() {
@@ -67,7 +90,8 @@ void Session::on_closed(const ipc::Error& why) {
   // them at its next step and frees their KV caches.
   cancel_requests();
   timer_.cancel();
-  server_.session_closed();
+  idle_timer_.cancel();
+  server_.session_closed(counted_);
 }
 
 void Session::cancel_requests() {
@@ -90,15 +114,24 @@ void Session::hang_up(uint64_t id, ErrorCode code, const std::string& message) {
 
 void Session::handle(ipc::Frame frame) {
   if (refusing_) return;
+  touch();
   ipc::Message msg;
   uint64_t rid = 0;
   try {
     msg = ipc::decode_message(frame, server_.limits(), &rid);
   } catch (const ipc::IpcError& e) {
-    send_error(rid, e.code(), e.what());   // a well-framed but bad message keeps the connection
+    // Undecodable msgpack means the stream cannot be trusted any more, and a client that
+    // has not said hello gets no second chance: both close. Schema errors in a greeted
+    // session are answered and the connection stays (docs/protocol.md §4).
+    if (e.code() == ErrorCode::bad_frame || !greeted_) hang_up(0, e.code(), e.what());
+    else send_error(rid, e.code(), e.what());
     return;
   }
   if (auto* h = std::get_if<ipc::Hello>(&msg)) {
+    if (greeted_) {
+      send_error(0, ErrorCode::bad_message, "a second hello on this connection");
+      return;
+    }
     if (h->proto_major != ipc::kProtocolMajor) {
       hang_up(0, ErrorCode::unsupported_version,
               "protocol " + std::to_string(h->proto_major) + " not supported (server speaks " +
@@ -107,6 +140,7 @@ void Session::handle(ipc::Frame frame) {
     }
     greeted_ = true;
     timer_.cancel();
+    arm_idle_timer();
     ipc::HelloOk ok;
     ok.proto_minor = std::min(h->proto_minor, ipc::kProtocolMinor);
     ok.server_version = "omnid 0.1.0";
@@ -132,16 +166,19 @@ void Session::handle(ipc::Frame frame) {
     out.queue_depth = st.queued;
     out.active_requests = st.active;
     out.tokens_per_s = st.tokens_per_s;
-    out.details = server_.status_details();
+    out.details = server_.status_details(server_.operator_view(cred_));
     send(out);
   } else {
-    send_error(rid, ErrorCode::bad_message, std::string("a client may not send '") + ipc::message_type(msg) + "'");
+    send_error(0, ErrorCode::bad_message, std::string("a client may not send '") + ipc::message_type(msg) + "'");
   }
 }
 
 void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
   if (requests_.count(g.id)) {
-    send_error(g.id, ErrorCode::bad_message, "request id " + std::to_string(g.id) + " is already running");
+    // Not error{id}: that would be a terminal frame for the request still running
+    // under this id, whose frames go on. The refusal is the connection's.
+    send_error(0, ErrorCode::bad_message,
+               "request id " + std::to_string(g.id) + " is already running; the new generate was dropped");
     return;
   }
   sched::Request r;
@@ -179,7 +216,9 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
   } else {
     // What the client left unset keeps the model's default (ChatModel::default_sampling).
     if (g.sampling.temperature) sp.temperature = float(*g.sampling.temperature);
-    if (g.sampling.top_k) sp.top_k = int(*g.sampling.top_k);
+    // A top_k above the vocabulary keeps every token, as in transformers; clamped so it
+    // stays a positive int.
+    if (g.sampling.top_k) sp.top_k = int(std::min<uint64_t>(*g.sampling.top_k, uint64_t(INT32_MAX)));
     if (g.sampling.top_p) sp.top_p = float(*g.sampling.top_p);
     if (g.sampling.repetition_penalty) sp.repetition_penalty = float(*g.sampling.repetition_penalty);
     if (sp.temperature == 0.0f) {   // temperature 0 means greedy, as in most servers
@@ -211,6 +250,7 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
       auto s = weak.lock();
       if (!s) return;
       s->requests_.erase(id);
+      s->touch();
       ipc::Done d;
       d.id = id;
       switch (res.finish_reason) {

@@ -21,8 +21,9 @@ class Server;
 // after an error) is ipc::AsioConnection; this class is the protocol on top of it.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // Throws when the descriptor cannot be used as a connection.
-  Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred);
+  // Throws when the descriptor cannot be used as a connection. `counted`: it holds one
+  // of the server's connection slots (a refusal does not).
+  Session(Server& server, ipc::UniqueFd fd, ipc::PeerCred cred, bool counted);
   ~Session();
   void start();
   // Sends `code`/`message` and hangs up once the client has hung up (or after 2 s),
@@ -44,11 +45,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // Says why, then closes once it is written; this client's requests are cancelled.
   void hang_up(uint64_t id, ipc::ErrorCode code, const std::string& message);
   void cancel_requests();
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  // A greeted connection with no request running and no frame for the configured idle
+  // timeout is closed, so idle clients cannot park the connection slots.
+  void arm_idle_timer();
 
   Server& server_;
   std::shared_ptr<ipc::AsioConnection> conn_;
   boost::asio::steady_timer timer_;   // hello deadline; the polite refusal's hang-up
+  boost::asio::steady_timer idle_timer_;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   ipc::PeerCred cred_;
+  bool counted_ = true;
   bool greeted_ = false;
   bool closed_ = false;
   bool refusing_ = false;

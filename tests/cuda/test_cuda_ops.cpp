@@ -22,16 +22,14 @@
 #include "model/weight_loader.h"
 #include "util/golden.h"
 #include "util/npy.h"
+#include "util/skip.h"
 
 using namespace omni;
 using kernels::DType;
 using kernels::Tensor;
 
 #define SKIP_WITHOUT_CUDA()                              \
-  if (omni::kernels::cuda_device_count() == 0) {         \
-    WARN("no CUDA device");                              \
-    return;                                              \
-  }
+  if (omni::kernels::cuda_device_count() == 0) OMNI_SKIP("no CUDA device")
 
 namespace {
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,7 +21,9 @@ namespace omni::test {
 
 class DaemonProcess {
  public:
-  explicit DaemonProcess(std::vector<std::string> extra_args = {}) {
+  // `nofile_limit` > 0: the daemon runs with that RLIMIT_NOFILE (descriptor exhaustion
+  // tests without opening thousands of sockets).
+  explicit DaemonProcess(std::vector<std::string> extra_args = {}, int nofile_limit = 0) {
     dir_ = std::filesystem::temp_directory_path() / ("omnid-test-" + std::to_string(::getpid()) + "-" +
                                                       std::to_string(counter()++));
     std::filesystem::create_directories(dir_);
@@ -34,6 +37,10 @@ class DaemonProcess {
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
       ::setenv("OMNI_LOG_LEVEL", "warn", 1);
+      if (nofile_limit > 0) {
+        const rlimit rl{rlim_t(nofile_limit), rlim_t(nofile_limit)};
+        if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) ::_exit(126);
+      }
       ::execv(argv[0], argv.data());
       ::_exit(127);
     }
@@ -83,6 +90,21 @@ class DaemonProcess {
   pid_t pid_ = -1;
   int exit_ = -1;
 };
+
+// A TCP connection to the daemon's metrics port on loopback that sends nothing (-1 on failure).
+inline int idle_metrics_connection(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
 
 // GET /metrics from a daemon's Prometheus port on loopback: the whole HTTP response.
 inline std::string fetch_metrics(int port) {

@@ -200,3 +200,50 @@ TEST_CASE("a prompt beyond the context is refused with the numbers", "[sched]") 
   CHECK(r.finish_reason == FinishReason::error);
   CHECK_THAT(r.error_message, Catch::Contains("exceeds the context of 32"));
 }
+
+TEST_CASE("a picture that is slow to prepare delays only its own request", "[sched]") {
+  // Pictures are decoded and sliced on the decode threads, not on the admission thread:
+  // a text request sent right after a 36-megapixel picture is answered first.
+  auto model = tiny();
+  sched::SchedulerOptions so;
+  so.decode_threads = 1;
+  so.max_active = 1;
+  sched::Scheduler s(*model, so);
+  ImageInput big;
+  big.name = "big picture";
+  auto px = std::make_shared<std::vector<uint8_t>>(size_t(6000) * 6000 * 3);
+  for (size_t i = 0; i < px->size(); ++i) (*px)[i] = uint8_t(i * 2654435761u >> 24);
+  big.data = px->data();
+  big.size = px->size();
+  big.keepalive = px;
+  big.rgb_width = big.rgb_height = 6000;
+  auto [tb, cb] = submit(s, 1, {big}, "What is this?", 2);
+  auto [tt, ct] = submit(s, 2, {}, "Hello", 2);
+  auto ft = ct->done.get_future();
+  auto fb = cb->done.get_future();
+  REQUIRE(ft.wait_for(60s) == std::future_status::ready);
+  // With one slot, had the picture been prepared on the admission thread, the text
+  // request would have waited for the whole picture request.
+  CHECK(fb.wait_for(0s) == std::future_status::timeout);
+  REQUIRE(fb.wait_for(120s) == std::future_status::ready);
+  CHECK(ft.get().finish_reason != FinishReason::error);
+  CHECK(fb.get().finish_reason != FinishReason::error);
+}
+
+TEST_CASE("a request cancelled while its picture decodes ends as cancelled, and the next one runs", "[sched]") {
+  auto model = tiny();
+  sched::Scheduler s(*model, {});
+  ImageInput big;
+  big.name = "big picture";
+  auto px = std::make_shared<std::vector<uint8_t>>(size_t(6000) * 6000 * 3, 90);
+  big.data = px->data();
+  big.size = px->size();
+  big.keepalive = px;
+  big.rgb_width = big.rgb_height = 6000;
+  auto [tb, cb] = submit(s, 1, {big}, "What is this?", 2);
+  tb->cancel();
+  CHECK(cb->done.get_future().get().finish_reason == FinishReason::cancelled);
+  auto [tt, ct] = submit(s, 2, {}, "Hello", 2);
+  CHECK(ct->done.get_future().get().finish_reason != FinishReason::error);
+  CHECK(s.stats().active == 0);
+}

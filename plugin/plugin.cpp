@@ -4,11 +4,10 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <new>
 #include <string>
 
+#include "request_reader.h"
 #include "sdk/client.h"
 #include "sdk/status_map.h"
 
@@ -44,15 +43,6 @@ int32_t guarded(F&& f) noexcept {
   }
 }
 
-// Copy a caller struct that starts with struct_size into a zero-initialised local.
-template <typename T>
-bool read_struct(const T* in, T& out) {
-  std::memset(&out, 0, sizeof(T));
-  if (!in || in->struct_size < sizeof(uint32_t) * 2) return false;
-  std::memcpy(&out, in, std::min<std::size_t>(in->struct_size, sizeof(T)));
-  return true;
-}
-
 const char* p_version() { return "0.1.0 (protocol 1.0, plugin ABI 1)"; }
 
 const char* p_status_name(int32_t s) {
@@ -77,20 +67,50 @@ const char* p_status_name(int32_t s) {
 const char* p_last_error() { return t_last_error.c_str(); }
 
 void p_request_init(omni_plugin_request* r) {
-  if (!r) return;
-  std::memset(r, 0, sizeof(*r));
-  r->struct_size = sizeof(*r);
-  r->max_tokens = 256;
-  r->temperature = -1.0f;   // the model's defaults, filled in by the daemon
-  r->top_p = -1.0f;
-  r->repetition_penalty = -1.0f;
-  r->top_k = OMNI_PLUGIN_TOP_K_MODEL_DEFAULT;
+  if (r) omni::plugin::init_request(*r);
 }
 
 void p_image_init(omni_plugin_image* im) {
-  if (!im) return;
-  std::memset(im, 0, sizeof(*im));
-  im->struct_size = sizeof(*im);
+  if (im) omni::plugin::init_image(*im);
+}
+
+// One image the reader accepted, as the SDK sends it. A path is read here, refused
+// before reading when it is not a regular file or exceeds max_file_bytes.
+omni::sdk::Image to_sdk_image(const omni_plugin_image& im, uint64_t max_file_bytes) {
+  if (!im.data) return omni::sdk::Image::from_file(im.path, max_file_bytes);
+  std::span<const uint8_t> b(static_cast<const uint8_t*>(im.data), im.size);
+  if (im.format == OMNI_PLUGIN_IMAGE_RGB) return omni::sdk::Image::from_rgb(b, im.width, im.height);
+  return omni::sdk::Image::from_bytes(b);
+}
+
+bool has_path_image(const omni::plugin::HostRequest& h) {
+  for (const auto& im : h.images)
+    if (!im.data) return true;
+  return false;
+}
+
+// The SDK request for a host request the reader accepted (`id` already assigned).
+omni::sdk::GenerateRequest to_sdk_request(omni_plugin_client* c, const omni::plugin::HostRequest& h, uint64_t id) {
+  const omni_plugin_request& r = h.request;
+  omni::sdk::GenerateRequest q;
+  q.request_id = id;
+  q.prompt = r.prompt;
+  q.max_tokens = r.max_tokens ? r.max_tokens : 256;
+  // Finite negatives (request_init's values) mean the model's default; the reader has
+  // refused NaN and infinities, which would otherwise land here as "default".
+  if (r.temperature >= 0) q.sampling.temperature = r.temperature;
+  if (r.top_p > 0) q.sampling.top_p = r.top_p;
+  if (r.repetition_penalty > 0) q.sampling.repetition_penalty = r.repetition_penalty;
+  if (r.top_k != OMNI_PLUGIN_TOP_K_MODEL_DEFAULT) q.sampling.top_k = r.top_k;
+  q.sampling.seed = r.seed;
+  q.sampling.greedy = r.greedy != 0;
+  q.deadline_ms = r.deadline_ms;
+  for (size_t i = 0; i < r.n_stop; ++i) q.stop.emplace_back(r.stop[i]);
+  // A picture file is bounded by the daemon's own max_image_bytes: connecting first
+  // (generate would anyway) is how the plugin learns it.
+  const uint64_t max_file_bytes = has_path_image(h) ? c->client.connect().limits.max_image_bytes : 0;
+  for (const auto& im : h.images) q.images.push_back(to_sdk_image(im, max_file_bytes));
+  return q;
 }
 
 int32_t p_client_create(const char* socket_path, const char* client_name, omni_plugin_client** out) {
@@ -120,43 +140,13 @@ int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* rin, omni_p
   std::string finish = "error";
   uint64_t id = 0;
   const int32_t st = guarded([&]() -> int32_t {
-    omni_plugin_request r;
     if (!c) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "client is NULL");
-    if (!read_struct(rin, r)) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "request is NULL or struct_size too small");
-    if (!r.prompt) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "request.prompt is required");
-    if (r.n_images && !r.images) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "request.images is NULL");
-    if (r.n_stop && !r.stop) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "request.stop is NULL");
-    omni::sdk::GenerateRequest q;
-    q.request_id = r.request_id ? r.request_id : c->client.next_request_id();
-    id = q.request_id;
-    q.prompt = r.prompt;
-    q.max_tokens = r.max_tokens ? r.max_tokens : 256;
-    if (r.temperature >= 0) q.sampling.temperature = r.temperature;
-    if (r.top_p > 0) q.sampling.top_p = r.top_p;
-    if (r.repetition_penalty > 0) q.sampling.repetition_penalty = r.repetition_penalty;
-    if (r.top_k != OMNI_PLUGIN_TOP_K_MODEL_DEFAULT) q.sampling.top_k = r.top_k;
-    q.sampling.seed = r.seed;
-    q.sampling.greedy = r.greedy != 0;
-    q.deadline_ms = r.deadline_ms;
-    for (size_t i = 0; i < r.n_stop; ++i) {
-      if (!r.stop[i]) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "stop string is NULL");
-      q.stop.emplace_back(r.stop[i]);
-    }
-    for (size_t i = 0; i < r.n_images; ++i) {
-      omni_plugin_image im;
-      if (!read_struct(&r.images[i], im)) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "image struct_size too small");
-      if (im.data) {
-        std::span<const uint8_t> b(static_cast<const uint8_t*>(im.data), im.size);
-        if (im.format == OMNI_PLUGIN_IMAGE_RGB) q.images.push_back(omni::sdk::Image::from_rgb(b, im.width, im.height));
-        else if (im.format == OMNI_PLUGIN_IMAGE_ENCODED) q.images.push_back(omni::sdk::Image::from_bytes(b));
-        else return set_error(OMNI_PLUGIN_E_INVALID_ARG, "unknown image format");
-      } else if (im.path) {
-        if (im.format != OMNI_PLUGIN_IMAGE_ENCODED) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "path images must be encoded");
-        q.images.push_back(omni::sdk::Image::from_file(im.path));
-      } else {
-        return set_error(OMNI_PLUGIN_E_INVALID_ARG, "image has neither data nor path");
-      }
-    }
+    omni::plugin::HostRequest h;
+    std::string why;
+    if (const int32_t rc = omni::plugin::read_request(rin, h, why); rc != OMNI_PLUGIN_OK)
+      return set_error(rc, std::move(why));
+    id = h.request.request_id ? h.request.request_id : c->client.next_request_id();
+    const omni::sdk::GenerateRequest q = to_sdk_request(c, h, id);
     done = c->client.generate(q, [&](const omni::ipc::Token& t) {
       if (!on_event) return;
       omni_plugin_event ev;

@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
-#include <fstream>
-#include <iterator>
+#include <cmath>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -24,6 +26,70 @@ uint64_t initial_id() {
   std::random_device rd;
   return ((static_cast<uint64_t>(rd()) & 0xffffu) << 40) | 1u;
 }
+
+std::string errno_text() { return std::strerror(errno); }
+
+// A descriptor for reading a picture file. O_NONBLOCK: opening a FIFO without a
+// writer must not block (fstat refuses it next); O_NOCTTY: a terminal is not adopted.
+ipc::UniqueFd open_image_file(const std::string& path) {
+  ipc::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
+  if (!fd) throw Error(ErrorCode::bad_image, "cannot open image file " + path + ": " + errno_text());
+  return fd;
+}
+
+// The size of the regular file behind `fd` (the descriptor just opened, so the checked
+// file is the one read), refused when it is not one or is larger than max_bytes.
+uint64_t checked_image_file_size(int fd, const std::string& path, uint64_t max_bytes) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error(ErrorCode::bad_image, "cannot stat image file " + path + ": " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw Error(ErrorCode::bad_image, "image file " + path + " is not a regular file");
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) throw Error(ErrorCode::bad_image, "empty image file: " + path);
+  if (size > max_bytes)
+    throw Error(ErrorCode::too_large, "image file " + path + " is " + std::to_string(size) +
+                                          " bytes, over the daemon's max_image_bytes " + std::to_string(max_bytes));
+  return size;
+}
+
+// Read the whole file, never more than max_bytes + 1 bytes: st_size was checked, but
+// the file may have grown since.
+std::vector<uint8_t> read_bounded(int fd, const std::string& path, uint64_t size_hint, uint64_t max_bytes) {
+  // One byte past the limit tells "too large" from "exactly at it" (saturating: no limit stays none).
+  const uint64_t cap = max_bytes == UINT64_MAX ? max_bytes : max_bytes + 1;
+  std::vector<uint8_t> bytes(static_cast<std::size_t>(std::min(size_hint + 1, cap)));
+  std::size_t got = 0;
+  for (;;) {
+    if (got == bytes.size()) {
+      if (got >= cap) break;
+      bytes.resize(static_cast<std::size_t>(std::min<uint64_t>(uint64_t{got} * 2, cap)));
+    }
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(ErrorCode::bad_image, "cannot read image file " + path + ": " + errno_text());
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got > max_bytes)
+    throw Error(ErrorCode::too_large, "image file " + path + " grew past the daemon's max_image_bytes " +
+                                          std::to_string(max_bytes) + " while being read");
+  if (got == 0) throw Error(ErrorCode::bad_image, "empty image file: " + path);
+  bytes.resize(got);
+  return bytes;
+}
+
+// NaN fails every range test, so an unchecked one would reach the daemon (or, in the C
+// API and the plugin, fall through to "the model's default"): refuse it here, by name.
+void check_finite(const char* name, const std::optional<double>& v) {
+  if (v && !std::isfinite(*v))
+    throw Error(ErrorCode::bad_message,
+                std::string("sampling.") + name + " is " + std::to_string(*v) + ": sampling values must be finite");
+}
+
+void check_sampling(const ipc::Sampling& s) {
+  check_finite("temperature", s.temperature);
+  check_finite("top_p", s.top_p);
+  check_finite("repetition_penalty", s.repetition_penalty);
+}
 }  // namespace
 
 // ------------------------------------------------------------------ Image
@@ -38,12 +104,10 @@ Image Image::from_bytes(std::span<const uint8_t> encoded) {
   }
 }
 
-Image Image::from_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(ErrorCode::bad_image, "cannot open image file: " + path);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (bytes.empty()) throw Error(ErrorCode::bad_image, "empty image file: " + path);
-  return from_bytes(bytes);
+Image Image::from_file(const std::string& path, uint64_t max_bytes) {
+  const ipc::UniqueFd fd = open_image_file(path);
+  const uint64_t size = checked_image_file_size(fd.get(), path, max_bytes);
+  return from_bytes(read_bounded(fd.get(), path, size, max_bytes));
 }
 
 Image Image::from_rgb(std::span<const uint8_t> rgb, uint32_t width, uint32_t height) {
@@ -165,6 +229,7 @@ void Client::cancel(uint64_t request_id) noexcept {
 }
 
 ipc::Done Client::generate(const GenerateRequest& req, const TokenCallback& on_token, uint64_t* assigned_id) {
+  check_sampling(req.sampling);
   std::lock_guard call(call_mu_);
   const uint64_t id = req.request_id ? req.request_id : next_request_id();
   if (assigned_id) *assigned_id = id;

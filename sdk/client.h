@@ -60,7 +60,12 @@ struct ClientOptions {
 class Image {
  public:
   static Image from_bytes(std::span<const uint8_t> encoded);  // PNG/JPEG/WebP file bytes
-  static Image from_file(const std::string& path);             // reads an encoded file
+  /// Reads an encoded picture file of at most `max_bytes` (pass the daemon's figure,
+  /// Client::connect().limits.max_image_bytes; the default is the protocol's). The
+  /// file is checked before it is read: anything but a regular file (a FIFO, /dev/zero,
+  /// a directory) is bad_image, a larger one too_large, and no more than max_bytes + 1
+  /// bytes are ever read (a file growing meanwhile is too_large too). Errors name the path.
+  static Image from_file(const std::string& path, uint64_t max_bytes = ipc::Limits{}.max_image_bytes);
   static Image from_rgb(std::span<const uint8_t> rgb, uint32_t width, uint32_t height);
   /// Take ownership of an already sealed memfd (checked like the daemon checks it).
   static Image from_sealed_memfd(ipc::UniqueFd fd, uint64_t size, ipc::ImageFormat format,
@@ -103,6 +108,8 @@ class Client {
   /// A fresh request id, unique within this Client (thread-safe).
   uint64_t next_request_id() noexcept;
   /// Run one request, streaming each token to on_token; returns the final Done.
+  /// A NaN or infinite sampling value is refused before anything is sent, with
+  /// Error{bad_message, "sampling.<field> ..."} (the code the daemon uses for it).
   /// `assigned_id`, when given, receives the id before the request is sent.
   ipc::Done generate(const GenerateRequest& request, const TokenCallback& on_token,
                      uint64_t* assigned_id = nullptr);

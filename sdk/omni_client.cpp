@@ -1,9 +1,12 @@
 // C API over omni::sdk::Client. Every entry catches everything.
 #include "omni_client.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
+#include <utility>
 
 #include "sdk/client.h"
 #include "sdk/status_map.h"
@@ -37,6 +40,18 @@ omni_status guarded(F&& f) noexcept {
   } catch (...) {
     return fail(OMNI_E_INTERNAL, "unknown error");
   }
+}
+
+// NaN fails every range test, so without this check `temperature >= 0` would be false
+// and a NaN would silently mean "the model's default"; infinities are no value either.
+omni_status check_sampling(const omni_generate_params& p) {
+  const std::pair<const char*, float> fields[] = {
+      {"temperature", p.temperature}, {"top_p", p.top_p}, {"repetition_penalty", p.repetition_penalty}};
+  for (const auto& [name, v] : fields)
+    if (!std::isfinite(v))
+      return fail(OMNI_E_INVALID_ARG, std::string("params->") + name + " is " + std::to_string(v) +
+                                          ": sampling values must be finite (negative means the model's default)");
+  return OMNI_OK;
 }
 }  // namespace
 
@@ -79,6 +94,7 @@ omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, 
     if (!c || !p || !p->prompt) return fail(OMNI_E_INVALID_ARG, "client, params and params->prompt are required");
     if (p->n_images && !p->images) return fail(OMNI_E_INVALID_ARG, "images is NULL");
     if (p->n_stop && !p->stop) return fail(OMNI_E_INVALID_ARG, "stop is NULL");
+    if (const omni_status st = check_sampling(*p); st != OMNI_OK) return st;
     omni::sdk::GenerateRequest r;
     r.request_id = p->request_id;
     r.prompt = p->prompt;

@@ -9,7 +9,16 @@
  *   plugins add fields at the end and never reorder or remove any. Before using a
  *   field that your header has but an older plugin may lack, check
  *   OMNI_PLUGIN_HAS(api, field). Input structs also start with struct_size (set it
- *   with request_init / image_init); the plugin reads only the bytes you declare.
+ *   with request_init / image_init); the plugin reads only the bytes you declare:
+ *   - fields your struct_size does not reach (an older header) take request_init's /
+ *     image_init's defaults; fields past the plugin's own sizeof (a newer header)
+ *     are not read;
+ *   - a struct_size below 8, or one that ends inside a field, is refused with
+ *     OMNI_PLUGIN_E_INVALID_ARG naming the field (e.g. "request.struct_size 12 ends
+ *     inside request.prompt (bytes 8..16)");
+ *   - request.images is stepped through by the struct_size its elements declare (your
+ *     sizeof(omni_plugin_image)), never by the plugin's; every element must declare
+ *     the same one.
  *
  * CONVENTIONS
  *   - Opaque handles; strings are UTF-8 and NUL-terminated; returned strings are
@@ -82,7 +91,9 @@ typedef struct omni_plugin_image {
   uint32_t format;          /* OMNI_PLUGIN_IMAGE_* */
   const void* data;         /* bytes, or NULL to read `path` */
   size_t size;
-  const char* path;         /* encoded image file, used when data == NULL */
+  const char* path;         /* encoded image file, used when data == NULL: refused before
+                               reading unless a regular file of at most the daemon's
+                               max_image_bytes (BAD_IMAGE, TOO_LARGE; the message names it) */
   uint32_t width, height;   /* RGB only */
 } omni_plugin_image;
 
@@ -93,8 +104,9 @@ typedef struct omni_plugin_request {
   const omni_plugin_image* images;
   size_t n_images;
   /* Sampling: what request_init leaves (negative floats, OMNI_PLUGIN_TOP_K_MODEL_DEFAULT)
-     means "the model's default" (MiniCPM-V: 0.7, top_p 0.8, repetition 1.05, top_k 100). */
-  float temperature;        /* >= 0 to set; 0 = greedy */
+     means "the model's default" (MiniCPM-V: 0.7, top_p 0.8, repetition 1.05, top_k 100).
+     A NaN or infinite float is refused with OMNI_PLUGIN_E_INVALID_ARG naming the field. */
+  float temperature;        /* >= 0 to set; 0 = greedy; < 0: model default */
   float top_p;              /* (0, 1] to set; <= 0: model default */
   float repetition_penalty; /* > 0 to set; <= 0: model default */
   uint32_t top_k;           /* 0 = off; OMNI_PLUGIN_TOP_K_MODEL_DEFAULT: model default */

@@ -58,8 +58,9 @@ typedef struct omni_generate_params {
   size_t n_images;
   uint32_t max_tokens;              /* 0 -> 256 */
   /* Sampling: what _init leaves (negative floats, OMNI_TOP_K_MODEL_DEFAULT) means "the
-     model's default" (MiniCPM-V: temperature 0.7, top_k 100, top_p 0.8, repetition 1.05). */
-  float temperature;                /* >= 0 to set; 0 = greedy */
+     model's default" (MiniCPM-V: temperature 0.7, top_k 100, top_p 0.8, repetition 1.05).
+     A NaN or infinite float is refused with OMNI_E_INVALID_ARG naming the field. */
+  float temperature;                /* >= 0 to set; 0 = greedy; < 0: model default */
   uint32_t top_k;                   /* 0 = off */
   float top_p;                      /* (0, 1] to set; <= 0: model default */
   float repetition_penalty;         /* > 0 to set; <= 0: model default */

@@ -76,7 +76,9 @@ int main(int argc, char** argv) {
     req.sampling.seed = seed;
     req.deadline_ms = deadline_ms;
     req.stop = stops;
-    for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f));
+    // Picture files are bounded by the daemon's max_image_bytes, learnt from its hello_ok.
+    const uint64_t max_image_bytes = images.empty() ? 0 : client.connect().limits.max_image_bytes;
+    for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f, max_image_bytes));
     const auto done = client.generate(req, [](const omni::ipc::Token& t) {
       std::fwrite(t.text.data(), 1, t.text.size(), stdout);
       std::fflush(stdout);

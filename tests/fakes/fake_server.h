@@ -27,6 +27,7 @@ class FakeServer {
     int token_delay_ms = 0;
     int close_after_tokens = -1;  // simulate a crash mid-stream
     std::string model = "fake-model";
+    uint64_t max_image_bytes = 0;  // advertised in hello_ok and enforced; 0: the protocol default
   };
 
   explicit FakeServer(std::string path) : FakeServer(std::move(path), Options{}) {}
@@ -55,6 +56,7 @@ class FakeServer {
   std::vector<std::string> prompts;      // guarded by mu
   std::vector<uint64_t> image_bytes;     // guarded by mu: sizes of mapped images
   std::vector<uint8_t> first_image_byte; // guarded by mu
+  std::vector<omni::ipc::Sampling> samplings;  // guarded by mu: each generate's sampling map
 
  private:
   bool wait_readable(int fd) {
@@ -92,6 +94,7 @@ class FakeServer {
   void session(int fd) {
     using namespace omni::ipc;
     Limits lim;
+    if (opts_.max_image_bytes) lim.max_image_bytes = opts_.max_image_bytes;
     FrameReader reader(lim);
     std::vector<Frame> pending;
     bool hello_done = false;
@@ -154,6 +157,7 @@ class FakeServer {
           {
             std::lock_guard lk(mu);
             prompts.push_back(g->prompt);
+            samplings.push_back(g->sampling);
             for (const auto& mp : maps) {
               image_bytes.push_back(mp.size());
               first_image_byte.push_back(mp.data()[0]);

@@ -151,6 +151,32 @@ uint32_t be32(const uint8_t* p) {
 // the part before the first non-IDAT chunk that runs past the end. Such a chunk after image
 // data only loses its trailing chunks, as libpng's truncation error there would (Pillow too);
 // before any image data the file is refused as truncated, as libpng would once at the end.
+// A chunk type for a message: its four letters, anything else as '?' (it comes from the input).
+std::string chunk_type(const uint8_t* p) {
+  std::string t(reinterpret_cast<const char*>(p), 4);
+  for (char& ch : t)
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z'))) ch = '?';
+  return t;
+}
+
+size_t readable_size(const uint8_t* data, size_t size, const std::string& name) {
+  bool image_data = false;
+  for (size_t pos = 8; size - pos >= 12;) {
+    const uint64_t len = be32(data + pos);
+    const bool idat = std::memcmp(data + pos + 4, "IDAT", 4) == 0;
+    if (len > size - pos - 12) {
+      if (idat) return size;  // read piecewise by libpng, never allocated whole
+      if (image_data) return pos;
+      throw DecodeError(name + ": invalid or corrupt PNG: file is truncated (its " +
+                        chunk_type(data + pos + 4) + " chunk declares " +
+                        std::to_string(len) + " bytes, " + std::to_string(size - pos - 12) + " are left)");
+    }
+    image_data = image_data || idat;
+    pos += 12 + len;
+  }
+  return size;
+}
+
 }  // namespace
 
 Decoded decode_png(const uint8_t* data, size_t size, const DecodeLimits& limits,
@@ -161,7 +187,7 @@ Decoded decode_png(const uint8_t* data, size_t size, const DecodeLimits& limits,
 
   PngContext c;
   c.data = data;
-  c.size = size;
+  c.size = readable_size(data, size, name);
   c.limits = &limits;
   c.name = &name;
   c.poll = &poll;

@@ -312,3 +312,26 @@ TEST_CASE("every refusal of the input is a DecodeError") {
   CHECK_THROWS_AS(decode_bytes(half_jpg, {}, [] { return false; }), DecodeError);
   CHECK_THROWS_AS(decode_bytes(half_jpg, {}, [] { return true; }), DecodeInterrupted);
 }
+
+TEST_CASE("a PNG chunk declaring more bytes than the file holds is not allocated") {
+  // Found by fuzz_image_decode: libpng allocated such an eXIf chunk's 1.5 GB before reading it.
+  const std::vector<uint8_t> huge = {0x5B, 0x00, 0x00, 0x1A, 'e', 'X', 'I', 'f', 'M', 'M', 0, '*'};
+  const auto png = encode_png(48, 40, false);
+  SECTION("before the image data: refused as truncated, naming the chunk") {
+    std::vector<uint8_t> f(png.begin(), png.begin() + 33);  // signature + IHDR
+    f.insert(f.end(), huge.begin(), huge.end());
+    f.insert(f.end(), 64, 0);
+    CHECK_THROWS_AS(decode_bytes(f), DecodeError);
+    CHECK_THROWS_WITH(decode_bytes(f), Contains("test.img: invalid or corrupt PNG: file is truncated (its eXIf "
+                                                "chunk declares 1526726682 bytes, 64 are left)"));
+  }
+  SECTION("after the image data: the picture decodes, as with any truncated trailing chunk") {
+    std::vector<uint8_t> f(png.begin(), png.end() - 12);  // all but IEND
+    f.insert(f.end(), huge.begin(), huge.end());
+    f.insert(f.end(), png.end() - 12, png.end());
+    PollCounter polls;
+    const Image out = decode_bytes(f, {}, polls.fn());
+    CHECK(compare(out, decode_bytes(png)).differing == 0);
+    CHECK(polls.polls == 1 + 40);
+  }
+}

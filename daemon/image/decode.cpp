@@ -1,5 +1,5 @@
-// Entry point of decoding: input size limits, format sniffing, EXIF orientation and the final
-// size checks. Format-specific work lives in decode_{png,jpeg,webp}.cpp.
+// Entry point of decoding: input size limits, format sniffing, EXIF orientation, the shared
+// limit checks and the interrupt poll. Format-specific work lives in decode_{png,jpeg,webp}.cpp.
 #include <cstring>
 #include <fstream>
 
@@ -10,20 +10,43 @@
 namespace omni::image {
 namespace detail {
 
+bool InterruptPoll::stop() noexcept {
+  if (error_) return true;
+  if (!fn_) return false;
+  try {
+    return fn_();
+  } catch (...) {
+    error_ = std::current_exception();
+    return true;
+  }
+}
+
+void InterruptPoll::throw_stopped(const std::string& name) const {
+  if (error_) std::rethrow_exception(error_);
+  throw DecodeInterrupted(name + ": decoding stopped by the caller (cancelled, past its deadline or shutting down)");
+}
+
 void check_header(uint64_t width, uint64_t height, const DecodeLimits& limits,
                   const std::string& name) {
   const std::string dims = std::to_string(width) + "x" + std::to_string(height);
-  if (width == 0 || height == 0) throw Error(name + ": image header declares an empty " + dims + " picture");
+  if (width == 0 || height == 0) throw DecodeError(name + ": image header declares an empty " + dims + " picture");
   // Checked before any pixel buffer exists: a tiny file declaring a huge picture is refused here.
   if (width > limits.max_pixels / height)
-    throw Error(name + ": image is " + dims + " = " + std::to_string(width * height) +
+    throw DecodeError(name + ": image is " + dims + " = " + std::to_string(width * height) +
                 " pixels, above the limit of " + std::to_string(limits.max_pixels) +
                 " pixels (decompression bomb?)");
   const uint64_t min_side = width < height ? width : height;
   if (limits.min_side > 0 && min_side < static_cast<uint64_t>(limits.min_side))
-    throw Error(name + ": image is " + dims + " pixels; its smaller side " +
+    throw DecodeError(name + ": image is " + dims + " pixels; its smaller side " +
                 std::to_string(min_side) + " is below the minimum of " +
                 std::to_string(limits.min_side));
+}
+
+void check_work(uint64_t samples, const DecodeLimits& limits, const std::string& name) {
+  if (samples > limits.max_decode_work)
+    throw DecodeError(name + ": decoding it takes " + std::to_string(samples) +
+                      " samples of work, above the limit of " + std::to_string(limits.max_decode_work) +
+                      " (max_decode_work)");
 }
 
 }  // namespace detail
@@ -37,24 +60,26 @@ bool starts_with(const uint8_t* d, size_t n, const char* magic, size_t len) {
 }  // namespace
 
 Image decode_image(const uint8_t* data, size_t size, const DecodeLimits& limits,
-                   const std::string& name) {
-  if (size == 0 || data == nullptr) throw Error(name + ": empty input (0 bytes), not an image");
+                   const std::string& name, const DecodeInterrupt& interrupted) {
+  detail::InterruptPoll poll(interrupted);
+  if (poll.stop()) poll.throw_stopped(name);  // a request cancelled while it waited does no work
+  if (size == 0 || data == nullptr) throw DecodeError(name + ": empty input (0 bytes), not an image");
   if (size > limits.max_encoded_bytes)
-    throw Error(name + ": encoded image is " + std::to_string(size) + " bytes, above the limit of " +
+    throw DecodeError(name + ": encoded image is " + std::to_string(size) + " bytes, above the limit of " +
                 std::to_string(limits.max_encoded_bytes) + " bytes");
 
   detail::Decoded d;
   if (starts_with(data, size, "\x89PNG\r\n\x1a\n", 8)) {
-    d = detail::decode_png(data, size, limits, name);
+    d = detail::decode_png(data, size, limits, name, poll);
   } else if (starts_with(data, size, "\xFF\xD8\xFF", 3)) {
-    d = detail::decode_jpeg(data, size, limits, name);
+    d = detail::decode_jpeg(data, size, limits, name, poll);
   } else if (size >= 12 && starts_with(data, size, "RIFF", 4) && std::memcmp(data + 8, "WEBP", 4) == 0) {
-    d = detail::decode_webp(data, size, limits, name);
+    d = detail::decode_webp(data, size, limits, name, poll);
   } else if (starts_with(data, size, "GIF8", 4) || starts_with(data, size, "BM", 2) ||
              starts_with(data, size, "II*\0", 4) || starts_with(data, size, "MM\0*", 4)) {
-    throw Error(name + ": unsupported image format (GIF, BMP or TIFF); supported: JPEG, PNG, WebP");
+    throw DecodeError(name + ": unsupported image format (GIF, BMP or TIFF); supported: JPEG, PNG, WebP");
   } else {
-    throw Error(name + ": unknown image format (not JPEG, PNG or WebP)");
+    throw DecodeError(name + ": unknown image format (not JPEG, PNG or WebP)");
   }
 
   if (limits.apply_exif_orientation && !d.exif.empty()) {
@@ -64,24 +89,20 @@ Image decode_image(const uint8_t* data, size_t size, const DecodeLimits& limits,
   return std::move(d.image);
 }
 
-Image load_image_file(const std::string& path, const DecodeLimits& limits) {
+Image load_image_file(const std::string& path, const DecodeLimits& limits,
+                      const DecodeInterrupt& interrupted) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) throw Error(path + ": cannot open image file");
+  if (!f) throw DecodeError(path + ": cannot open image file");
   const std::streamoff n = f.tellg();
-  if (n < 0) throw Error(path + ": cannot read image file");
+  if (n < 0) throw DecodeError(path + ": cannot read image file");
   if (static_cast<uint64_t>(n) > limits.max_encoded_bytes)
-    throw Error(path + ": encoded image is " + std::to_string(n) + " bytes, above the limit of " +
+    throw DecodeError(path + ": encoded image is " + std::to_string(n) + " bytes, above the limit of " +
                 std::to_string(limits.max_encoded_bytes) + " bytes");
   std::vector<uint8_t> buf(static_cast<size_t>(n));
   f.seekg(0);
   if (n > 0 && !f.read(reinterpret_cast<char*>(buf.data()), n))
-    throw Error(path + ": read error");
-  return decode_image(buf.data(), buf.size(), limits, path);
-}
-
-Image decode_image(const uint8_t* data, size_t size, const DecodeLimits& limits, const std::string& name,
-                   const DecodeInterrupt&) {
-  return decode_image(data, size, limits, name);
+    throw DecodeError(path + ": read error");
+  return decode_image(buf.data(), buf.size(), limits, path, interrupted);
 }
 
 }  // namespace omni::image

@@ -1,8 +1,17 @@
 // WebP through libwebp: the still image (lossy or lossless) decoded to RGB; alpha, if any, is
 // dropped without compositing, as Pillow's convert("RGB") does. Animated files are refused.
+//
+// Decoded with libwebp's incremental decoder, handed the file a chunk more at a time so that
+// the caller's interrupt is polled between chunks. libwebp decodes what each chunk completes
+// (macroblock rows for lossy, pixel rows for lossless), so the pixels are those of a one-shot
+// decode. A chunk that completes no row grows the next one: a lossless header (transforms,
+// Huffman codes) is re-parsed from its start on every update until it is whole, and doubling
+// keeps that re-parsing below twice the header's size.
 #include <webp/decode.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "image/decode_internal.h"
 #include "util/error.h"
@@ -40,33 +49,61 @@ const char* status_text(VP8StatusCode s) {
   }
 }
 
+struct IdecDeleter {
+  void operator()(WebPIDecoder* d) const { WebPIDelete(d); }
+};
+using Idec = std::unique_ptr<WebPIDecoder, IdecDeleter>;
+
+constexpr size_t kChunkBytes = 32 << 10;
+
+int rows_done(WebPIDecoder* idec) {
+  int last_y = 0;
+  WebPIDecGetRGB(idec, &last_y, nullptr, nullptr, nullptr);
+  return last_y;
+}
+
+[[noreturn]] void throw_corrupt(const std::string& name, VP8StatusCode st) {
+  throw DecodeError(name + ": invalid or corrupt WebP: " + status_text(st));
+}
+
+// Decodes into img.rgb (sized by the caller), one chunk of input at a time.
+void decode_chunks(const uint8_t* data, size_t size, Image& img, const std::string& name,
+                   InterruptPoll& poll) {
+  Idec idec(WebPINewRGB(MODE_RGB, img.rgb.data(), img.rgb.size(), img.width * 3));
+  if (!idec) throw_corrupt(name, VP8_STATUS_OUT_OF_MEMORY);
+  size_t fed = 0, chunk = kChunkBytes;
+  int rows = 0;
+  for (;;) {
+    if (poll.stop()) poll.throw_stopped(name);
+    fed += std::min(chunk, size - fed);
+    // WebPIUpdate: the same buffer, longer each time; libwebp reads it in place, no copy.
+    const VP8StatusCode st = WebPIUpdate(idec.get(), data, fed);
+    if (st == VP8_STATUS_OK) return;
+    if (st != VP8_STATUS_SUSPENDED) throw_corrupt(name, st);
+    if (fed == size) throw_corrupt(name, VP8_STATUS_NOT_ENOUGH_DATA);
+    const int now = rows_done(idec.get());
+    chunk = now > rows ? kChunkBytes : chunk * 2;
+    rows = now;
+  }
+}
+
 }  // namespace
 
 Decoded decode_webp(const uint8_t* data, size_t size, const DecodeLimits& limits,
-                    const std::string& name) {
+                    const std::string& name, InterruptPoll& poll) {
   WebPBitstreamFeatures f;
   const VP8StatusCode st = WebPGetFeatures(data, size, &f);
-  if (st != VP8_STATUS_OK) throw Error(name + ": invalid or corrupt WebP: " + status_text(st));
+  if (st != VP8_STATUS_OK) throw_corrupt(name, st);
   check_header(static_cast<uint64_t>(f.width), static_cast<uint64_t>(f.height), limits, name);
-  if (f.has_animation) throw Error(name + ": animated WebP is not supported");
+  if (f.has_animation) throw DecodeError(name + ": animated WebP is not supported");
+  check_work(static_cast<uint64_t>(f.width) * static_cast<uint64_t>(f.height) * (f.has_alpha ? 4 : 3),
+             limits, name);
 
   Decoded d;
-  Image& img = d.image;
-  img.width = f.width;
-  img.height = f.height;
-  img.rgb.resize(static_cast<size_t>(f.width) * f.height * 3);
-  if (!WebPDecodeRGBInto(data, size, img.rgb.data(), img.rgb.size(), f.width * 3)) {
-    // Distinguish truncation from other corruption for the message.
-    WebPDecoderConfig cfg;
-    const char* why = "cannot decode image data";
-    if (WebPInitDecoderConfig(&cfg)) {
-      cfg.output.colorspace = MODE_RGB;
-      const VP8StatusCode s2 = WebPDecode(data, size, &cfg);
-      if (s2 != VP8_STATUS_OK) why = status_text(s2);
-      WebPFreeDecBuffer(&cfg.output);
-    }
-    throw Error(name + ": invalid or corrupt WebP: " + why);
-  }
+  d.image.width = f.width;
+  d.image.height = f.height;
+  d.image.rgb.resize(static_cast<size_t>(f.width) * f.height * 3);
+  decode_chunks(data, size, d.image, name, poll);
   d.exif = find_exif_chunk(data, size);
   return d;
 }

@@ -499,9 +499,8 @@ Message decode_payload(std::span<const uint8_t> payload, std::size_t nfds, const
   if (type != "generate" && nfds != 0)
     bad(type, "descriptors are only allowed with generate");
   // Request id first, so that the error reply can be addressed; only for the types that
-  // carry one: an unknown type's "id" names no request of ours (docs/protocol.md §3).
-  static constexpr std::string_view kWithId[] = {"generate", "token", "done", "cancel", "status_request",
-                                                 "status", "error"};
+  // carry one from a client: an unknown type's "id" names no request (docs/protocol.md §3).
+  static constexpr std::string_view kWithId[] = {"generate", "cancel", "status_request"};   // a client's
   const bool with_id = std::find(std::begin(kWithId), std::end(kWithId), type) != std::end(kWithId);
   if (rid && with_id) {
     if (const auto* o = m.get("id"); o && o->type == msgpack::type::POSITIVE_INTEGER) *rid = o->via.u64;

@@ -109,13 +109,23 @@ int32_t check_image(const omni_plugin_image& im, const std::string& what, std::s
 
 // The array's stride is the size its elements declare (the host's sizeof, which may be
 // an older or newer one than ours), so every element must declare the same.
+// Bounds on what a garbage request can make the reader walk: far above any real request
+// (the daemon takes 8 pictures and 16 stop strings by default) and any real struct.
+constexpr std::size_t kMaxImages = 1024, kMaxStops = 1024;
+constexpr uint32_t kMaxStructBytes = 4096;
+
 int32_t read_images(const omni_plugin_request& r, HostRequest& out, std::string& error) {
   if (r.n_images == 0) return OMNI_PLUGIN_OK;
+  if (r.n_images > kMaxImages)
+    return invalid(error, "request.n_images " + std::to_string(r.n_images) + " is over " + std::to_string(kMaxImages));
   if (!r.images) return invalid(error, "request.images is NULL but request.n_images is " + std::to_string(r.n_images));
   const auto* base = reinterpret_cast<const unsigned char*>(r.images);
   const uint32_t stride = declared_size(base);
   if (std::string why = check_declared_size("request.images[0]", stride, kImageFields); !why.empty())
     return invalid(error, std::move(why));
+  if (stride > kMaxStructBytes)
+    return invalid(error, "request.images[0].struct_size " + std::to_string(stride) + " is over " +
+                              std::to_string(kMaxStructBytes) + " bytes: not an image struct");
   for (std::size_t i = 0; i < r.n_images; ++i) {
     const unsigned char* element = base + i * stride;
     const std::string what = "request.images[" + std::to_string(i) + "]";
@@ -134,6 +144,8 @@ int32_t read_images(const omni_plugin_request& r, HostRequest& out, std::string&
 
 int32_t check_stop(const omni_plugin_request& r, std::string& error) {
   if (r.n_stop && !r.stop) return invalid(error, "request.stop is NULL but request.n_stop is " + std::to_string(r.n_stop));
+  if (r.n_stop > kMaxStops)
+    return invalid(error, "request.n_stop " + std::to_string(r.n_stop) + " is over " + std::to_string(kMaxStops));
   for (std::size_t i = 0; i < r.n_stop; ++i)
     if (!r.stop[i]) return invalid(error, "request.stop[" + std::to_string(i) + "] is NULL");
   return OMNI_PLUGIN_OK;

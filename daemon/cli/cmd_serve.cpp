@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <spdlog/spdlog.h>
 
@@ -93,6 +94,12 @@ void serve(const ServeArgs& a) {
   if (cfg.enable_thinking) mo.enable_thinking = true;
   mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
   mo.image_limits.max_pixels = cfg.max_image_pixels;
+  // The decode-work bound is sized for the default pixel limit (image/decode.h): it grows
+  // with a larger one, so legitimate progressive JPEGs of the allowed size still pass.
+  const image::DecodeLimits defaults;
+  if (cfg.max_image_pixels > defaults.max_pixels)
+    mo.image_limits.max_decode_work = uint64_t(std::min(
+        1e18, double(defaults.max_decode_work) * double(cfg.max_image_pixels) / double(defaults.max_pixels)));
   auto model = ChatModel::load(cfg.model, dev.placer(cfg.model), log_progress(cfg.model), mo);
 
   sched::SchedulerOptions so;

@@ -118,9 +118,14 @@ std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInpu
                                                     const image::DecodeInterrupt& interrupted) const {
   if (!images.empty() && !has_vision()) throw Error("model " + name_ + " has no vision tower: it cannot take pictures");
   std::vector<PreparedImage> out;
+  auto check = [&](const ImageInput& in) {   // between the steps that do not poll it themselves
+    if (interrupted && interrupted()) throw image::DecodeInterrupted(in.name + ": preparing the picture was interrupted");
+  };
   for (const ImageInput& in : images) {
+    check(in);
     image::Image img = in.rgb_width ? raw_rgb(in, options_.image_limits)
                                     : image::decode_image(in.data, in.size, options_.image_limits, in.name, interrupted);
+    check(in);
     PreparedImage prep;
     prep.sliced = image::slice_image(img, pre_.slice);
     const auto& s = pre_.slice;

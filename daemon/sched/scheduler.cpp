@@ -154,6 +154,13 @@ void Scheduler::prune() {
   running_.store(uint32_t(active_.size()));
 }
 
+image::DecodeInterrupt Scheduler::decode_interrupt(std::shared_ptr<Ticket> ticket,
+                                                   std::optional<Clock::time_point> deadline) {
+  return [this, ticket = std::move(ticket), deadline] {
+    return stop_decoding_.load() || ticket->cancelled() || (deadline && Clock::now() > *deadline);
+  };
+}
+
 void Scheduler::start_decodes_locked() {
   constexpr int kAheadPerThread = 2;
   int in_progress = 0;
@@ -164,10 +171,8 @@ void Scheduler::start_decodes_locked() {
     w.decoding->started = true;
     ++in_progress;
     // The job owns what it reads: the pictures' bytes are kept alive by their inputs.
-    decoders_->post([this, d = w.decoding, images = w.req.images, ticket = w.ticket, deadline = w.req.deadline] {
-      auto interrupted = [&] {
-        return stop_decoding_.load() || ticket->cancelled() || (deadline && Clock::now() > *deadline);
-      };
+    decoders_->post([this, d = w.decoding, images = w.req.images,
+                     interrupted = decode_interrupt(w.ticket, w.req.deadline)] {
       std::vector<PreparedImage> out;
       std::exception_ptr error;
       try {
@@ -332,7 +337,10 @@ void Scheduler::resume(Active& a) {
   const auto& place = model_.decoder().placement();
   kernels::Device& embed_dev = *place.embed_device;
   kernels::Device& vision_dev = place.vision_device ? *place.vision_device : embed_dev;
-  ChatPrompt prompt = model_.prepare(a.req.images, a.req.question);
+  // Rare (evicted between admission and joining): decoded here, not on the pool, but
+  // interruptible like there.
+  ChatPrompt prompt =
+      model_.prepare_prompt(model_.prepare_images(a.req.images, decode_interrupt(a.ticket, a.req.deadline)), a.req.question);
   auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
   std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
   a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);

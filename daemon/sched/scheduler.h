@@ -19,10 +19,14 @@
 // sequence, only the rest is prefilled, and a picture whose rows are all in that run
 // never reaches the vision tower.
 //
-// Admission runs on its own thread: decoding and slicing a picture, the vision tower
-// and the prompt embedding happen there, so a large picture does not hold up the decode
-// steps of the requests already running (on a shared device they take turns, one
-// picture piece at a time, in arrival order).
+// Pictures are decoded and sliced first, on a few decode threads (DecodePool), a few
+// requests ahead of admission; a request whose pictures are not ready yet lets the ones
+// behind it be admitted first, so a slow picture delays only its own request. Its
+// cancel, its deadline and shutdown stop the decode (image::DecodeInterrupt).
+// Admission runs on its own thread: the vision tower and the prompt embedding happen
+// there, so a large picture does not hold up the decode steps of the requests already
+// running (on a shared device they take turns, one picture piece at a time, in arrival
+// order).
 //
 // Chunked prefill: a step carries at most max_batch_tokens rows. Running requests take
 // one row each first; prompts fill what is left, oldest first, and a prompt longer than
@@ -110,6 +114,9 @@ class Scheduler {
   // Starts decoding the pictures of the first waiting requests, a few ahead of
   // admission (bounded: decoded pictures wait in memory). Under mu_.
   void start_decodes_locked();
+  // True once the request is cancelled or past its deadline, or the scheduler stops.
+  image::DecodeInterrupt decode_interrupt(std::shared_ptr<Ticket> ticket,
+                                          std::optional<std::chrono::steady_clock::time_point> deadline);
   std::unique_ptr<Active> prepare(Waiting w);    // null when it failed (already answered)
   // Embeds a returning request's prompt again when the picture rows it skipped are gone.
   void resume(Active& a);

@@ -16,6 +16,12 @@ MetricsHttp::MetricsHttp(asio::io_context& io, uint16_t port, std::function<std:
 
 uint16_t MetricsHttp::port() const { return acceptor_.local_endpoint().port(); }
 
+void MetricsHttp::close() {
+  boost::system::error_code ignore;
+  acceptor_.close(ignore);
+  backoff_.cancel();
+}
+
 void MetricsHttp::accept_next() {
   acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket sock) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;   // closed: shutting down
@@ -24,7 +30,7 @@ void MetricsHttp::accept_next() {
       spdlog::debug("metrics: accept failed: {}", ec.message());
       backoff_.expires_after(std::chrono::milliseconds(100));
       backoff_.async_wait([this](boost::system::error_code tec) {
-        if (!tec) accept_next();
+        if (!tec && acceptor_.is_open()) accept_next();
       });
       return;
     }

@@ -22,6 +22,8 @@ class MetricsHttp {
   // `render` returns the exposition text; port 0 picks a free port (see port()).
   MetricsHttp(boost::asio::io_context& io, uint16_t port, std::function<std::string()> render);
   uint16_t port() const;
+  // Stops accepting (shutdown); handlers already queued see a closed acceptor and end.
+  void close();
 
  private:
   void accept_next();

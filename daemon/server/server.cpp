@@ -165,6 +165,7 @@ void Server::accept_next() {
         return;
       }
       if (!fd) break;
+      keep_spare_fd();   // taken again once descriptors are back
       admit(std::move(fd));
     }
     accept_next();
@@ -178,9 +179,8 @@ void Server::accept_failed(int err) {
   bool shed = false;
   if ((err == EMFILE || err == ENFILE) && spare_fd_) {
     spare_fd_ = {};
-    ipc::UniqueFd newcomer(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC));
-    shed = bool(newcomer);
-    spare_fd_ = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    shed = bool(ipc::UniqueFd(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC)));   // closed here
+    keep_spare_fd();
   }
   ++accept_failures_;
   if (accept_log_.take())
@@ -190,6 +190,10 @@ void Server::accept_failed(int err) {
   accept_backoff_->async_wait([this](boost::system::error_code ec) {
     if (!ec && !stopping_) accept_next();
   });
+}
+
+void Server::keep_spare_fd() {
+  if (!spare_fd_) spare_fd_ = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
 
 void Server::admit(ipc::UniqueFd fd) {
@@ -242,7 +246,7 @@ void Server::run(const std::function<void()>& on_ready) {
   listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode, 64, &socket_file_);
   listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(listen_fd_.get()));
   listener_->non_blocking(true);
-  spare_fd_ = ipc::UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  keep_spare_fd();
   accept_next();
   if (cfg_.metrics_port >= 0)
     metrics_ = std::make_unique<MetricsHttp>(io_, uint16_t(cfg_.metrics_port), [this] { return prometheus_text(); });
@@ -263,6 +267,7 @@ void Server::run(const std::function<void()>& on_ready) {
   for (auto& w : live_)
     if (auto s = w.lock()) s->close_now();
   live_.clear();
+  metrics_.reset();
 }
 
 void Server::stop() {
@@ -270,7 +275,7 @@ void Server::stop() {
     if (stopping_.exchange(true)) return;
     boost::system::error_code ec;
     listener_->close(ec);
-    metrics_.reset();
+    if (metrics_) metrics_->close();   // destroyed after the loop: its queued handlers still run
     listen_fd_ = {};
     accept_backoff_.reset();
     // Only the socket file this daemon made: another one may have replaced it since.

@@ -47,6 +47,7 @@ class Server {
   // descriptors, log (rate-limited) and accept again after a pause.
   void accept_failed(int err);
   void admit(ipc::UniqueFd fd);   // peer check, then a session or a refusal
+  void keep_spare_fd();           // (re)opens the spare descriptor when it is missing
   // Says why and closes; past kMaxRefusing refusals at once, just closes.
   void refuse(ipc::UniqueFd fd, const ipc::PeerCred& cred, ipc::ErrorCode code, const std::string& why);
   static constexpr int kMaxRefusing = 16;

@@ -108,12 +108,13 @@ void Session::send_error(uint64_t id, ErrorCode code, const std::string& message
 }
 
 void Session::hang_up(uint64_t id, ErrorCode code, const std::string& message) {
+  hanging_up_ = true;
   cancel_requests();
   if (!closed_) conn_->send_and_close(ipc::ErrorMsg{id, code, message});
 }
 
 void Session::handle(ipc::Frame frame) {
-  if (refusing_) return;
+  if (refusing_ || hanging_up_) return;   // frames read after a hang-up are dropped
   touch();
   ipc::Message msg;
   uint64_t rid = 0;
@@ -123,8 +124,9 @@ void Session::handle(ipc::Frame frame) {
     // Undecodable msgpack means the stream cannot be trusted any more, and a client that
     // has not said hello gets no second chance: both close. Schema errors in a greeted
     // session are answered and the connection stays (docs/protocol.md §4).
+    // An id still running gets error{0}: error{id} would be a terminal frame for it.
     if (e.code() == ErrorCode::bad_frame || !greeted_) hang_up(0, e.code(), e.what());
-    else send_error(rid, e.code(), e.what());
+    else send_error(requests_.count(rid) ? 0 : rid, e.code(), e.what());
     return;
   }
   if (auto* h = std::get_if<ipc::Hello>(&msg)) {

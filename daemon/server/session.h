@@ -60,6 +60,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool greeted_ = false;
   bool closed_ = false;
   bool refusing_ = false;
+  bool hanging_up_ = false;   // said why and closes once written: nothing more is handled
   std::map<uint64_t, std::shared_ptr<sched::Ticket>> requests_;   // running requests by client id
 };
 

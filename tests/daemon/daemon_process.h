@@ -15,6 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include <catch2/catch.hpp>
+
+#include "ipc/messages.h"
 #include "ipc/socket.h"
 
 namespace omni::test {
@@ -90,6 +93,18 @@ class DaemonProcess {
   pid_t pid_ = -1;
   int exit_ = -1;
 };
+
+// A number in a status reply's details: details.a, or details.a.b.
+inline int64_t status_detail(const ipc::Status& s, const char* a, const char* b = nullptr) {
+  const ipc::Value* v = s.details.find(a);
+  REQUIRE(v);
+  v = b ? v->find(b) : v;
+  REQUIRE(v);
+  if (auto* i = std::get_if<int64_t>(&v->v)) return *i;
+  if (auto* u = std::get_if<uint64_t>(&v->v)) return int64_t(*u);
+  FAIL("details." << a << "." << (b ? b : "") << " is not a number");
+  return -1;
+}
 
 // A TCP connection to the daemon's metrics port on loopback that sends nothing (-1 on failure).
 inline int idle_metrics_connection(int port) {

@@ -29,16 +29,7 @@ sdk::Client connected(const std::string& socket) {
 }
 
 // details.<a>.<b> of a status as a number.
-int64_t detail(const ipc::Status& s, const char* a, const char* b) {
-  const ipc::Value* v = s.details.find(a);
-  REQUIRE(v);
-  v = b ? v->find(b) : v;
-  REQUIRE(v);
-  if (auto* i = std::get_if<int64_t>(&v->v)) return *i;
-  if (auto* u = std::get_if<uint64_t>(&v->v)) return int64_t(*u);
-  FAIL("details." << a << "." << (b ? b : "") << " is not a number");
-  return -1;
-}
+int64_t detail(const ipc::Status& s, const char* a, const char* b) { return test::status_detail(s, a, b); }
 
 ipc::Done ask(sdk::Client& c, const std::string& image, const std::string& q, std::string& text) {
   sdk::GenerateRequest r;

@@ -332,3 +332,23 @@ TEST_CASE("plugin request: a path image is bounded by the daemon's max_image_byt
   std::lock_guard lk(s.server.mu);
   REQUIRE(s.server.image_bytes.back() == 1000);
 }
+
+TEST_CASE("plugin request: a garbage image struct_size or count is refused before any element is walked") {
+  Session s;
+  std::vector<uint8_t> a(10, 1);
+  omni_plugin_image im;
+  api()->image_init(&im);
+  im.data = a.data();
+  im.size = a.size();
+  im.struct_size = 0xFFFFFFF0u;   // a 4 GiB stride: the second element would be far away
+  omni_plugin_request r = request("q");
+  r.images = &im;
+  r.n_images = 2;
+  REQUIRE(s.generate(&r) == OMNI_PLUGIN_E_INVALID_ARG);
+  REQUIRE(s.error().find("request.images[0].struct_size 4294967280 is over 4096 bytes") != std::string::npos);
+  im.struct_size = sizeof(omni_plugin_image);
+  r.n_images = size_t(1) << 40;
+  REQUIRE(s.generate(&r) == OMNI_PLUGIN_E_INVALID_ARG);
+  REQUIRE(s.error().find("request.n_images 1099511627776 is over 1024") != std::string::npos);
+  REQUIRE(s.server.generates == 0);
+}

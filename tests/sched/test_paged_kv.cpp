@@ -311,13 +311,20 @@ TEST_CASE("a request queued behind one that waits for blocks ends at its deadlin
     std::lock_guard<kernels::TurnLock> hold(model->decoder().stages().front().device->exec_mutex());
     a = ask(s, {}, long_text("Please"), 16);   // joins with 9 blocks, its step waits for the device
     for (int i = 0; i < 500 && s.stats().running < 1; ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE(s.stats().running == 1);
     b = ask(s, {}, long_text("Kindly"), 4);    // needs more than the 3 free blocks: waits
     sched::Request r;
     r.question = "Short";
     r.options.max_tokens = 4;
-    r.deadline = std::chrono::steady_clock::now() + 100ms;
+    const auto deadline = std::chrono::steady_clock::now() + 1s;
+    r.deadline = deadline;
     r.events.on_done = [c](const sched::Result& res) { c->done.set_value(res); };
     REQUIRE(s.submit(std::move(r)));
+    // It must be prepared (waiting behind b) before its deadline, or admission alone
+    // would end it and this would test nothing.
+    for (int i = 0; i < 200 && s.stats().active < 3; ++i) std::this_thread::sleep_for(5ms);
+    REQUIRE(s.stats().active == 3);
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
     auto f = c->done.get_future();
     // The steps are stopped, so no block comes back while we wait.
     REQUIRE(f.wait_for(5s) == std::future_status::ready);

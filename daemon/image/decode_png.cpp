@@ -54,7 +54,7 @@ void on_read(png_structp png, png_bytep out, size_t n) {
 }
 
 // The limits once libpng knows the output layout; false with c->error set.
-bool allowed(PngContext* c, png_uint_32 w, png_uint_32 h) {
+[[gnu::noinline]] bool allowed(PngContext* c, png_uint_32 w, png_uint_32 h) {
   try {
     check_header(w, h, *c->limits, *c->name);
     check_work(uint64_t{w} * h * static_cast<uint64_t>(c->channels), *c->limits, *c->name);
@@ -67,7 +67,7 @@ bool allowed(PngContext* c, png_uint_32 w, png_uint_32 h) {
 }
 
 // The buffer libpng writes rows into; false when it cannot be had.
-bool allocate_rows(PngContext* c, size_t rowbytes) {
+[[gnu::noinline]] bool allocate_rows(PngContext* c, size_t rowbytes) {
   try {
     c->pixels.resize(rowbytes * static_cast<size_t>(c->height));
     c->rows.resize(static_cast<size_t>(c->height));
@@ -80,7 +80,7 @@ bool allocate_rows(PngContext* c, size_t rowbytes) {
 }
 
 // png_read_image() with a poll before every row of every pass; false when interrupted.
-bool read_rows(png_structp png, PngContext* c, int passes) {
+[[gnu::noinline]] bool read_rows(png_structp png, PngContext* c, int passes) {
   for (int pass = 0; pass < passes; ++pass) {
     for (png_bytep row : c->rows) {
       if (c->poll->stop()) {
@@ -93,17 +93,22 @@ bool read_rows(png_structp png, PngContext* c, int passes) {
   return true;
 }
 
+// C++ work run_libpng() needs, kept out of its frame (not inlined): string and vector code
+// there would hold locals that longjmp may clobber (GCC's -Wclobbered at -O1).
+[[gnu::noinline]] bool out_of_memory(PngContext* c) {
+  c->error = "out of memory";
+  return false;
+}
+
+[[gnu::noinline]] void keep_exif(PngContext* c, png_bytep exif, png_uint_32 len) { c->exif.assign(exif, exif + len); }
+
 bool run_libpng(PngContext* c) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
-  if (!png) {
-    c->error = "out of memory";
-    return false;
-  }
+  if (!png) return out_of_memory(c);
   png_infop info = png_create_info_struct(png);
   if (!info) {
     png_destroy_read_struct(&png, nullptr, nullptr);
-    c->error = "out of memory";
-    return false;
+    return out_of_memory(c);
   }
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_read_struct(&png, &info, nullptr);
@@ -136,7 +141,7 @@ bool run_libpng(PngContext* c) {
   png_bytep exif = nullptr;
   png_uint_32 exif_len = 0;
   if (png_get_eXIf_1(png, info, &exif_len, &exif) && exif && exif_len > 0)
-    c->exif.assign(exif, exif + exif_len);
+    keep_exif(c, exif, exif_len);
   png_destroy_read_struct(&png, &info, nullptr);
   return true;
 }

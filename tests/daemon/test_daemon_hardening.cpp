@@ -102,6 +102,11 @@ std::string open_socket_config(const std::string& extra) {
 }  // namespace
 
 TEST_CASE("out of descriptors, the daemon refuses newcomers and serves on", "[daemon]") {
+#ifdef OMNI_SANITIZED
+  // UBSan's vptr check reads /proc/self/maps on a type-cache miss: with no descriptor left
+  // it reports valid objects as having an invalid vptr and aborts the daemon.
+  OMNI_SKIP("the sanitizers' runtime needs descriptors of its own");
+#endif
   // 64 descriptors: the model, the listeners and a few sessions fit, 80 more connections
   // (idle metrics ones, Unix ones that never say hello) do not.
   const int port = 20000 + (::getpid() + 7) % 20000;

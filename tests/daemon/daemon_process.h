@@ -19,6 +19,7 @@
 
 #include "ipc/messages.h"
 #include "ipc/socket.h"
+#include "sdk/client.h"
 
 namespace omni::test {
 
@@ -93,6 +94,13 @@ class DaemonProcess {
   pid_t pid_ = -1;
   int exit_ = -1;
 };
+
+// An SDK client of the daemon at `socket` (it connects on its first call).
+inline sdk::Client connected(const std::string& socket) {
+  sdk::ClientOptions o;
+  o.socket_path = socket;
+  return sdk::Client(o);
+}
 
 // A number in a status reply's details: details.a, or details.a.b.
 inline int64_t status_detail(const ipc::Status& s, const char* a, const char* b = nullptr) {

@@ -40,12 +40,6 @@ std::vector<uint8_t> random_picture(uint32_t seed, int w, int h) {
   return rgb;
 }
 
-sdk::Client connected(const std::string& socket) {
-  sdk::ClientOptions o;
-  o.socket_path = socket;
-  return sdk::Client(o);
-}
-
 }  // namespace
 
 TEST_CASE("16 clients at once, each with its own picture, get the engine's greedy answers", "[daemon]") {
@@ -74,7 +68,7 @@ TEST_CASE("16 clients at once, each with its own picture, get the engine's greed
   std::vector<int> reasons(N, -1);
   for (int i = 0; i < N; ++i)
     threads.emplace_back([&, i] {
-      auto c = connected(d.socket());
+      auto c = test::connected(d.socket());
       sdk::GenerateRequest r;
       r.prompt = "What is in picture " + std::to_string(i) + "?";
       r.max_tokens = 8;
@@ -90,7 +84,7 @@ TEST_CASE("16 clients at once, each with its own picture, get the engine's greed
     CHECK(reasons[size_t(i)] != int(ipc::FinishReason::error));
     CHECK(got[size_t(i)] == expected[size_t(i)]);
   }
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   CHECK(c.status().active_requests == 0);
 }
 
@@ -99,7 +93,7 @@ TEST_CASE("a client killed mid-stream does not hurt the daemon, and its request 
   pid_t child = ::fork();
   if (child == 0) {
     try {
-      auto c = connected(d.socket());
+      auto c = test::connected(d.socket());
       sdk::GenerateRequest r;
       r.prompt = "Tell a very long story.";
       r.max_tokens = 3000;
@@ -108,7 +102,7 @@ TEST_CASE("a client killed mid-stream does not hurt the daemon, and its request 
     }
     ::_exit(0);
   }
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   bool seen_active = false;
   for (int i = 0; i < 200 && !seen_active; ++i) {
     seen_active = c.status().active_requests == 1;
@@ -148,7 +142,7 @@ TEST_CASE("garbage, absurd lengths and bad pictures get errors and the daemon li
       CHECK(e.code() == ipc::ErrorCode::unavailable);   // closed on us: fine too
     }
   }
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   sdk::GenerateRequest r;
   r.prompt = "What is this?";
   r.max_tokens = 3;
@@ -179,7 +173,7 @@ TEST_CASE("a uid that is not allowed is refused", "[daemon]") {
   if (child == 0) {
     if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
     try {
-      auto c = connected(d.socket());
+      auto c = test::connected(d.socket());
       c.connect();
       ::_exit(11);   // let in: wrong
     } catch (const sdk::Error& e) {
@@ -193,7 +187,7 @@ TEST_CASE("a uid that is not allowed is refused", "[daemon]") {
   REQUIRE(WIFEXITED(st));
   CHECK(WEXITSTATUS(st) == 0);
   // The daemon's own user still gets in.
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   CHECK_NOTHROW(c.connect());
   CHECK(d.alive());
   std::filesystem::remove(cfg);
@@ -240,7 +234,7 @@ TEST_CASE("a second daemon on a live socket exits with the reason, and the first
   CHECK(second.exit_code < 128);   // an error exit, not a crash (std::terminate aborts)
   CHECK_THAT(second.err, Catch::Contains("another server is listening on " + d.socket()));
   CHECK(d.alive());
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   CHECK(c.status().active_requests == 0);
 }
 
@@ -339,7 +333,7 @@ TEST_CASE("unsealed or shrinkable memfds and absurd picture sizes are refused, a
                        (std::holds_alternative<ipc::Done>(m) && std::get<ipc::Done>(m).reason == ipc::FinishReason::error);
   CHECK(refused);
   CHECK(d.alive());
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   CHECK(c.status().active_requests == 0);
 }
 
@@ -370,11 +364,11 @@ TEST_CASE("the session protocol: frames before hello, silent clients, too many c
     CHECK(hung_up(fd.get()));
   }
   SECTION("beyond max_connections a client is refused with busy; a slot frees when one leaves") {
-    auto a = connected(d.socket());
+    auto a = test::connected(d.socket());
     a.connect();
-    auto b = connected(d.socket());
+    auto b = test::connected(d.socket());
     b.connect();
-    auto c = connected(d.socket());
+    auto c = test::connected(d.socket());
     try {
       c.connect();
       FAIL("a third connection was let in");
@@ -385,7 +379,7 @@ TEST_CASE("the session protocol: frames before hello, silent clients, too many c
     bool in = false;
     for (int i = 0; i < 50 && !in; ++i) {   // the daemon notices the hang-up asynchronously
       try {
-        auto again = connected(d.socket());
+        auto again = test::connected(d.socket());
         again.connect();
         in = true;
       } catch (const sdk::Error&) {

@@ -26,12 +26,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-sdk::Client connected(const std::string& socket) {
-  sdk::ClientOptions o;
-  o.socket_path = socket;
-  return sdk::Client(o);
-}
-
 // A hand-written protocol client, as an attacker would write one from docs/protocol.md.
 struct Raw {
   ipc::UniqueFd fd;
@@ -56,6 +50,15 @@ struct Raw {
     return ::recv(fd.get(), &b, 1, MSG_DONTWAIT) == 0;
   }
 };
+
+// A hand-packed msgpack payload, for messages the typed encoder would never write.
+template <class Pack>
+std::vector<uint8_t> packed(Pack pack) {
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> p(b);
+  pack(p);
+  return {b.data(), b.data() + b.size()};
+}
 
 ipc::ErrorMsg as_error(const ipc::Message& m) {
   REQUIRE(std::holds_alternative<ipc::ErrorMsg>(m));
@@ -111,7 +114,7 @@ TEST_CASE("out of descriptors, the daemon refuses newcomers and serves on", "[da
   // (idle metrics ones, Unix ones that never say hello) do not.
   const int port = 20000 + (::getpid() + 7) % 20000;
   test::DaemonProcess d({"--metrics-port", std::to_string(port)}, 64);
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   c.connect();   // connected before the descriptors run out
   std::vector<int> idle;
   for (int i = 0; i < 20; ++i)
@@ -141,7 +144,7 @@ TEST_CASE("out of descriptors, the daemon refuses newcomers and serves on", "[da
   bool in = false;
   for (int i = 0; i < 50 && !in; ++i) {
     try {
-      auto again = connected(d.socket());
+      auto again = test::connected(d.socket());
       in = again.generate(r, [](const ipc::Token&) {}).reason != ipc::FinishReason::error;
     } catch (const sdk::Error&) {
       std::this_thread::sleep_for(100ms);
@@ -228,7 +231,7 @@ TEST_CASE("a user outside the allow list cannot lock allowed clients out", "[dae
   int ok = 0;
   for (int i = 0; i < 10; ++i) {
     try {
-      auto c = connected(d.socket());
+      auto c = test::connected(d.socket());
       c.connect();
       ++ok;
     } catch (const sdk::Error&) {
@@ -258,7 +261,7 @@ TEST_CASE("an idle greeted connection is closed after the idle timeout, a busy o
     REQUIRE(std::holds_alternative<ipc::Token>(m));
   }
   // The SDK reconnects on its next call after an idle close.
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   c.connect();
   std::this_thread::sleep_for(1200ms);
   CHECK(c.status().active_requests == 0);
@@ -282,13 +285,13 @@ TEST_CASE("cache hit counters are shown only to the daemon's own user", "[daemon
   const std::string cfg = open_socket_config("allowed_uids = [65534]\n");
   test::DaemonProcess d({"--config", cfg});
   std::filesystem::permissions(std::filesystem::path(d.socket()).parent_path(), std::filesystem::perms::all);
-  auto mine = connected(d.socket()).status();
+  auto mine = test::connected(d.socket()).status();
   const ipc::Value& details = mine.details;
   REQUIRE(details.find("vision_cache"));
   CHECK(details.find("vision_cache")->find("hits"));
   CHECK(details.find("prefix_cache"));
   const int st = as_nobody([&] {
-    auto theirs = connected(d.socket()).status();
+    auto theirs = test::connected(d.socket()).status();
     const ipc::Value* vc = theirs.details.find("vision_cache");
     return vc && vc->find("entries") && !vc->find("hits") && !theirs.details.find("prefix_cache");
   });
@@ -309,14 +312,13 @@ TEST_CASE("the session protocol's corners behave as docs/protocol.md says", "[da
   }
   SECTION("an unknown type carrying an id is answered with id 0") {
     Raw raw(d.socket());
-    msgpack::sbuffer b;
-    msgpack::packer<msgpack::sbuffer> p(b);
-    p.pack_map(2);
-    p.pack("type");
-    p.pack("frobnicate");
-    p.pack("id");
-    p.pack(uint64_t(7));
-    raw.send_payload(std::vector<uint8_t>(b.data(), b.data() + b.size()));
+    raw.send_payload(packed([](auto& p) {
+      p.pack_map(2);
+      p.pack("type");
+      p.pack("frobnicate");
+      p.pack("id");
+      p.pack(uint64_t(7));
+    }));
     const ipc::ErrorMsg e = as_error(raw.next());
     CHECK(e.code == ipc::ErrorCode::bad_message);
     CHECK(e.id == 0);
@@ -332,12 +334,11 @@ TEST_CASE("the session protocol's corners behave as docs/protocol.md says", "[da
   }
   SECTION("a malformed first frame gets its error and the connection closes at once") {
     Raw raw(d.socket(), false);
-    msgpack::sbuffer b;
-    msgpack::packer<msgpack::sbuffer> p(b);
-    p.pack_map(1);
-    p.pack("type");
-    p.pack("hello");   // no proto_major
-    raw.send_payload(std::vector<uint8_t>(b.data(), b.data() + b.size()));
+    raw.send_payload(packed([](auto& p) {
+      p.pack_map(1);
+      p.pack("type");
+      p.pack("hello");   // no proto_major
+    }));
     CHECK(as_error(raw.next()).code == ipc::ErrorCode::bad_message);
     CHECK(raw.hung_up(3000ms));   // before the 5 s hello deadline
   }

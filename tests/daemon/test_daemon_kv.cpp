@@ -22,12 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-sdk::Client connected(const std::string& socket) {
-  sdk::ClientOptions o;
-  o.socket_path = socket;
-  return sdk::Client(o);
-}
-
 // details.<a>.<b> of a status as a number.
 int64_t detail(const ipc::Status& s, const char* a, const char* b) { return test::status_detail(s, a, b); }
 
@@ -61,7 +55,7 @@ TEST_CASE("the same picture asked again through the daemon prefills only the new
   std::string off_text;
   {
     test::DaemonProcess off({"--no-prefix-cache"});
-    auto c = connected(off.socket());
+    auto c = test::connected(off.socket());
     std::string ignored;
     ask(c, img, q1, ignored);
     ask(c, img, q2, off_text);
@@ -69,7 +63,7 @@ TEST_CASE("the same picture asked again through the daemon prefills only the new
   }
   const int port = 20000 + (::getpid() + 7) % 20000;
   test::DaemonProcess d({"--metrics-port", std::to_string(port), "--kv-cache-tokens", "4096"});
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   std::string t1, t2;
   ask(c, img, q1, t1);
   const int64_t hit_before = detail(c.status(), "prefix_cache", "hit_tokens");
@@ -156,7 +150,7 @@ TEST_CASE("after killed clients, cancellations and deadlines every KV block is b
     pid_t p = ::fork();
     if (p == 0) {
       try {
-        auto c = connected(d.socket());
+        auto c = test::connected(d.socket());
         sdk::GenerateRequest r;
         r.prompt = "Tell story number " + std::to_string(i);
         r.max_tokens = 3000;
@@ -170,7 +164,7 @@ TEST_CASE("after killed clients, cancellations and deadlines every KV block is b
   std::vector<std::thread> threads;
   for (int i = 0; i < 6; ++i)
     threads.emplace_back([&, i] {
-      auto c = connected(d.socket());
+      auto c = test::connected(d.socket());
       sdk::GenerateRequest r;
       r.prompt = "Count to " + std::to_string(100 + i);
       r.max_tokens = 3000;
@@ -189,7 +183,7 @@ TEST_CASE("after killed clients, cancellations and deadlines every KV block is b
   for (pid_t p : children) ::kill(p, SIGKILL);
   for (pid_t p : children) ::waitpid(p, nullptr, 0);
   for (auto& t : threads) t.join();
-  auto c = connected(d.socket());
+  auto c = test::connected(d.socket());
   ipc::Status st = c.status();
   for (int i = 0; i < 300 && (st.active_requests != 0 || detail(st, "kv_cache", "blocks_used") != 0); ++i) {
     std::this_thread::sleep_for(20ms);

@@ -46,7 +46,7 @@ using DecodeInterrupt = std::function<bool()>;
 // The message starts with the picture's name.
 class DecodeError : public omni::Error {
  public:
-  using omni::Error::Error;
+  explicit DecodeError(const std::string& what) : omni::Error(what, ipc::ErrorCode::bad_image) {}
 };
 
 // Decoding was stopped by the caller's DecodeInterrupt; says nothing about the picture.

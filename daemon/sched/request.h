@@ -10,13 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "ipc/error.h"
 #include "model/answer.h"
+#include "ipc/conversation.h"
 
 namespace omni::sched {
 
 struct Result {
   FinishReason finish_reason = FinishReason::none;
-  std::string error_code;      // with error: "bad_image", "bad_request", "too_large", "internal", ...
+  ipc::ErrorCode error = ipc::ErrorCode::ok;   // with error: where it arose (omni::Error::code)
   std::string error_message;
   uint32_t prompt_tokens = 0, completion_tokens = 0, image_tokens = 0;
   double queue_ms = 0, prefill_ms = 0, decode_ms = 0, total_ms = 0;
@@ -32,7 +34,8 @@ struct Events {
 struct Request {
   uint64_t id = 0;                 // the client's id, for logs
   std::vector<ImageInput> images;
-  std::string question;
+  std::vector<ipc::Turn> messages;   // the conversation; its picture parts index `images`
+  ipc::PromptOptions prompt;
   AnswerOptions options;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   Events events;

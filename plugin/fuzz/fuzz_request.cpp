@@ -1,5 +1,6 @@
 // libFuzzer target: bytes -> a host's omni_plugin_request (with its image array and
-// stop strings) -> omni::plugin::read_request.
+// stop strings) -> omni::plugin::read_request, and a host's omni_plugin_chat (its
+// messages and their parts) -> omni::plugin::read_chat.
 //
 // The fuzzer plays the host: it declares arbitrary struct_size values (older, newer,
 // ending inside a field, absurd) and owns exactly the memory those declarations imply,
@@ -70,6 +71,9 @@ struct Host {
   std::vector<unsigned char> payload;  // image bytes
   std::vector<std::string> strings;    // prompt, paths, stop strings (reserved: no reallocation)
   std::vector<const char*> stop;
+  std::vector<unsigned char> chat;
+  std::vector<omni_plugin_message> messages;
+  std::vector<std::vector<omni_plugin_message_part>> parts;   // one array per message
 };
 
 const char* keep(Host& h, std::string s) {
@@ -130,6 +134,47 @@ void build_request(FuzzedDataProvider& in, Host& h) {
   h.request = std::move(r);
 }
 
+// A chat of a declared size: messages of fuzzed roles, parts text or a picture index
+// (some out of range), NULL arrays now and then.
+void build_chat(FuzzedDataProvider& in, Host& h) {
+  const uint32_t declared = pick_declared(in, sizeof(omni_plugin_chat), true);
+  const std::size_t n_messages = in.ConsumeIntegralInRange<std::size_t>(0, 4);
+  h.parts.resize(n_messages);
+  for (std::size_t i = 0; i < n_messages; ++i) {
+    const std::size_t n_parts = in.ConsumeIntegralInRange<std::size_t>(0, 3);
+    for (std::size_t k = 0; k < n_parts; ++k) {
+      omni_plugin_message_part part{};
+      if (in.ConsumeBool()) part.text = keep(h, in.ConsumeRandomLengthString(32));
+      else part.image = in.ConsumeIntegralInRange<uint32_t>(0, 6);
+      h.parts[i].push_back(part);
+    }
+    omni_plugin_message m{};
+    m.role = in.ConsumeIntegralInRange<uint32_t>(0, 3);
+    m.parts = in.ConsumeIntegralInRange<int>(0, 7) == 7 ? nullptr : h.parts[i].data();
+    m.n_parts = n_parts;
+    h.messages.push_back(m);
+  }
+  std::vector<unsigned char> c = whole<omni_plugin_chat>(in);
+  put(c, offsetof(omni_plugin_chat, struct_size), declared);
+  put(c, offsetof(omni_plugin_chat, messages), n_messages ? static_cast<const void*>(h.messages.data()) : nullptr);
+  put(c, offsetof(omni_plugin_chat, n_messages), n_messages);
+  put(c, offsetof(omni_plugin_chat, system), in.ConsumeBool() ? keep(h, in.ConsumeRandomLengthString(16)) : nullptr);
+  c.resize(block_for(declared, sizeof(omni_plugin_chat)));
+  c.shrink_to_fit();
+  h.chat = std::move(c);
+}
+
+void use_chat(const omni::plugin::HostChat& c, std::size_t n_images, std::size_t n_messages) {
+  volatile unsigned sink = 0;
+  if (c.turns.size() != n_messages) __builtin_trap();
+  for (const auto& t : c.turns)
+    for (const auto& p : t.parts) {
+      if (p.is_image() && std::size_t(p.image) >= n_images) __builtin_trap();
+      sink = sink + static_cast<unsigned>(p.text.size());
+    }
+  sink = sink + static_cast<unsigned>(c.system.size());
+}
+
 // Touch everything an accepted request points at, and check what the reader promises.
 void use(const omni::plugin::HostRequest& r) {
   volatile unsigned sink = 0;
@@ -156,14 +201,20 @@ void use(const omni::plugin::HostRequest& r) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
   Host h;
-  h.strings.reserve(16);  // c_str() pointers handed out must stay valid
+  h.strings.reserve(64);  // c_str() pointers handed out must stay valid
   build_request(in, h);
+  build_chat(in, h);
   omni::plugin::HostRequest out;
   std::string error;
   try {
     const int32_t rc = omni::plugin::read_request(reinterpret_cast<const omni_plugin_request*>(h.request.data()), out, error);
     if (rc == OMNI_PLUGIN_OK) use(out);
     else if (rc != OMNI_PLUGIN_E_INVALID_ARG || error.empty()) __builtin_trap();
+    omni::plugin::HostChat chat;
+    const std::size_t n_images = in.ConsumeIntegralInRange<std::size_t>(0, 4);
+    const int32_t cc = omni::plugin::read_chat(reinterpret_cast<const omni_plugin_chat*>(h.chat.data()), n_images, chat, error);
+    if (cc == OMNI_PLUGIN_OK) use_chat(chat, n_images, h.messages.size());
+    else if (cc != OMNI_PLUGIN_E_INVALID_ARG || error.empty()) __builtin_trap();
   } catch (const std::bad_alloc&) {
   }
   return 0;

@@ -14,6 +14,9 @@ namespace omni {
 struct AnswerOptions {
   SamplingParams sampling;
   int max_tokens = 512;
+  // max_tokens is only a cap, not the client's ask (an OpenAI request without max_tokens):
+  // a prompt that leaves less room in the context gets what is left instead of a refusal.
+  bool max_tokens_fits_context = false;
   std::vector<std::string> stop_strings;
   int32_t pad_id = 0;   // prompt rows with this id are padding, as in MiniCPM-V's chat()
 };

@@ -273,7 +273,6 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
       return a;
     }
     const AnswerOptions& o = a->req.options;
-    a->gen = std::make_unique<Generation>(&model_.tokenizer(), generation_options(model_, o));
     std::vector<PreparedImage> pictures;
     if (w.decoding) {
       if (w.decoding->error) std::rethrow_exception(w.decoding->error);
@@ -285,10 +284,13 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
     if (n == 0) throw Error("the prompt holds only padding tokens", ipc::ErrorCode::bad_message);
     a->result.prompt_tokens = uint32_t(n);
     for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
-    if (n + o.max_tokens > opt_.max_context)
+    if (o.max_tokens_fits_context && n < opt_.max_context && n + o.max_tokens > opt_.max_context)
+      a->req.options.max_tokens = int(opt_.max_context - n);
+    if (n + a->req.options.max_tokens > opt_.max_context)
       throw Error("prompt of " + std::to_string(n) + " tokens plus max_tokens " + std::to_string(o.max_tokens) +
                       " exceeds the context of " + std::to_string(opt_.max_context),
                   ipc::ErrorCode::too_large);
+    a->gen = std::make_unique<Generation>(&model_.tokenizer(), generation_options(model_, o));
     if (blocks_for(n + 1) > pool_->blocks().n_blocks()) {
       finish(*a, FinishReason::error, ipc::ErrorCode::too_large,
              "prompt of " + std::to_string(n) + " tokens needs " + std::to_string(blocks_for(n + 1)) +

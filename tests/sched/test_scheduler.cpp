@@ -247,3 +247,28 @@ TEST_CASE("a request cancelled while its picture decodes ends as cancelled, and 
   CHECK(ct->done.get_future().get().finish_reason != FinishReason::error);
   CHECK(s.stats().active == 0);
 }
+
+TEST_CASE("max_tokens as a cap gets the context's rest - as an ask it is refused when it does not fit", "[sched]") {
+  auto model = tiny();
+  sched::SchedulerOptions opt;
+  opt.max_context = 80;   // the prompt is 43 tokens
+  sched::Scheduler s(*model, opt);
+  auto run = [&](bool cap) {
+    sched::Request r;
+    r.messages = ipc::single_turn(0, "Count.");
+    r.options.sampling.greedy = true;
+    r.options.max_tokens = 1000;
+    r.options.max_tokens_fits_context = cap;
+    auto done = std::make_shared<std::promise<sched::Result>>();
+    r.events.on_done = [done](const sched::Result& res) { done->set_value(res); };
+    REQUIRE(s.submit(std::move(r)));
+    return done->get_future().get();
+  };
+  const sched::Result capped = run(true);
+  CHECK(capped.error == ipc::ErrorCode::ok);
+  CHECK(capped.prompt_tokens + capped.completion_tokens <= 80);
+  if (capped.finish_reason == FinishReason::length) CHECK(capped.prompt_tokens + capped.completion_tokens == 80);
+  const sched::Result asked = run(false);
+  CHECK(asked.finish_reason == FinishReason::error);
+  CHECK(asked.error == ipc::ErrorCode::too_large);
+}

@@ -20,6 +20,9 @@ using json = nlohmann::json;
 
 namespace {
 
+// Beast 1.74 has its own string_view (boost::string_view): seen as std's here.
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
 constexpr size_t kLingerBytes = 16u << 20;   // drained after a refused body before closing
 
 std::string lower(std::string_view s) {
@@ -224,12 +227,12 @@ bool HttpConnection::admit_head(const Request& req) {
     return false;
   };
   const HttpSettings& s = shared_->settings;
-  const std::string_view target = req.target();
+  const std::string_view target = sv(req.target());
   const std::string_view path = target.substr(0, target.find('?'));
   if (s.loopback) {
     // A web page the user visits may resolve its own name to 127.0.0.1 (DNS rebinding)
     // and then talk to this port as its own origin; its requests still name its host.
-    const std::string_view host = req[http::field::host];
+    const std::string_view host = sv(req[http::field::host]);
     if (!host.empty() && !loopback_host(host))
       return refuse(HttpError::from_code(ErrorCode::bad_message,
                                          "Host '" + std::string(host) +
@@ -238,17 +241,17 @@ bool HttpConnection::admit_head(const Request& req) {
   }
   const Route route = route_of(path);
   if (route == Route::none)
-    return refuse(HttpError::not_found(std::string(req.method_string()) + " " + std::string(path) +
+    return refuse(HttpError::not_found(std::string(sv(req.method_string())) + " " + std::string(path) +
                                        ": no such route (POST /v1/chat/completions, GET /v1/models, GET /health, "
                                        "GET /metrics)"));
   const http::verb want = route == Route::chat ? http::verb::post : http::verb::get;
   if (req.method() != want)
-    return refuse(HttpError::method_not_allowed(std::string(req.method_string()) + " " + std::string(path) +
-                                                ": only " + std::string(http::to_string(want)) + " is allowed"),
-                  std::string("Allow: ") + std::string(http::to_string(want)) + "\r\n");
+    return refuse(HttpError::method_not_allowed(std::string(sv(req.method_string())) + " " + std::string(path) +
+                                                ": only " + std::string(sv(http::to_string(want))) + " is allowed"),
+                  "Allow: " + std::string(sv(http::to_string(want))) + "\r\n");
   if (route != Route::health && !s.api_key.empty()) {
-    const std::string_view auth = req[http::field::authorization];
-    if (auth.size() < 7 || !beast::iequals(auth.substr(0, 7), "Bearer "))
+    const std::string_view auth = sv(req[http::field::authorization]);
+    if (auth.size() < 7 || lower(auth.substr(0, 7)) != "bearer ")
       return refuse(HttpError::invalid_api_key("missing API key: send the header 'Authorization: Bearer <key>'"),
                     "WWW-Authenticate: Bearer\r\n");
     std::string_view token = auth.substr(7);
@@ -260,7 +263,7 @@ bool HttpConnection::admit_head(const Request& req) {
   if (route == Route::chat) {
     // Browsers send application/json across origins only after a preflight this server
     // never grants, so requiring it keeps web pages from posting to a local daemon.
-    const std::string ct = lower(req[http::field::content_type]);
+    const std::string ct = lower(sv(req[http::field::content_type]));
     if (ct.rfind("application/json", 0) != 0)
       return refuse(HttpError::unsupported_media_type("Content-Type must be application/json, got '" + ct + "'"));
   }
@@ -278,7 +281,7 @@ bool HttpConnection::admit_head(const Request& req) {
 
 void HttpConnection::dispatch(const Request& req) {
   stream_.expires_never();
-  const std::string_view target = req.target();
+  const std::string_view target = sv(req.target());
   const std::string path(target.substr(0, target.find('?')));
   HttpBackend& b = *shared_->backend;
   const std::string& name = b.chat_context().model_name;
@@ -436,7 +439,9 @@ void HttpConnection::write_next() {
   auto buf = std::make_shared<std::string>();
   for (auto& s : out_) *buf += s;
   out_.clear();
-  stream_.expires_after(shared_->settings.body_timeout);   // a reader that stalls altogether
+  // A reader that stalls altogether. Every operation on stream_ sets its own expiry first:
+  // an expired one left standing would end the next at once.
+  stream_.expires_after(shared_->settings.body_timeout);
   asio::async_write(stream_, asio::buffer(*buf), [self = shared_from_this(), buf](beast::error_code ec, size_t) {
     self->out_bytes_ -= std::min(self->out_bytes_, buf->size());
     if (self->closed_) return;
@@ -444,7 +449,6 @@ void HttpConnection::write_next() {
       self->close();   // gone, or not reading: its request is cancelled
       return;
     }
-    self->stream_.expires_never();
     self->write_next();
   });
 }

@@ -39,11 +39,24 @@ int HttpLoading::release() {
   if (!front_) return fd_;
   // On the loop's own thread: the front is only ever touched there.
   std::promise<int> fd;
-  boost::asio::post(io_, [&] { fd.set_value(front_->release()); });
-  fd_ = fd.get_future().get();
+  boost::asio::post(io_, [&] {
+    try {
+      fd.set_value(front_->release());
+    } catch (...) {
+      fd.set_exception(std::current_exception());
+    }
+  });
+  std::exception_ptr err;
+  try {
+    fd_ = fd.get_future().get();
+  } catch (...) {
+    err = std::current_exception();
+  }
+  work_.reset();
   io_.stop();
   thread_.join();
   front_.reset();
+  if (err) std::rethrow_exception(err);
   return fd_;
 }
 

@@ -25,6 +25,8 @@ class HttpLoading {
 
  private:
   boost::asio::io_context io_;
+  // Keeps the loop running even should the acceptor fail, so release() is always answered.
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
   std::unique_ptr<HttpFront> front_;
   std::thread thread_;
   int fd_ = -1;

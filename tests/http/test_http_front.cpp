@@ -337,7 +337,6 @@ TEST_CASE("http front answers 503 while the model loads") {
   std::thread t([&] { io.run(); });
   const HttpResponse health = http_call(port, "GET", "/health");
   const HttpResponse chat = http_call(port, "POST", "/v1/chat/completions", text_request().dump());
-  boost::asio::post(io, [&] { front.close(); });
   io.stop();
   t.join();
   CHECK(health.status == 503);

@@ -414,7 +414,8 @@ void HttpConnection::send(std::string bytes) {
   if (closed_) return;
   if (out_bytes_ + bytes.size() > shared_->settings.max_outgoing_bytes) {
     // The client does not read: cancel its work rather than buffer without end.
-    spdlog::warn("http: a client is not reading its answer ({} bytes waiting); closed it", out_bytes_);
+    if (shared_->may_warn())
+      spdlog::warn("http: a client is not reading its answer ({} bytes waiting); closed it", out_bytes_);
     close();
     return;
   }

@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 
 #include <array>
+#include <chrono>
 #include <atomic>
 #include <deque>
 #include <memory>
@@ -32,6 +33,15 @@ struct HttpShared {
   bool stopping = false;            // shutdown: no more keep-alive
   int64_t started = 0;              // Unix seconds: "created" of the model object
   uint64_t next_request_id = 1;
+  // One warning per 10 s for what a client can repeat at will (not reading its answers).
+  std::chrono::steady_clock::time_point last_warning{};
+  bool may_warn() {
+    const auto now = std::chrono::steady_clock::now();
+    if (last_warning != std::chrono::steady_clock::time_point{} && now - last_warning < std::chrono::seconds(10))
+      return false;
+    last_warning = now;
+    return true;
+  }
 };
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {

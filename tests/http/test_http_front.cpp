@@ -373,3 +373,27 @@ TEST_CASE("http settings: listen addresses and the api key file") {
   CHECK_THROWS_WITH(both.validate(), Catch::Contains("not both"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("http front lets a running stream finish when the daemon drains") {
+  HttpDaemon d({"--drain-seconds", "20"});
+  json req = text_request(64);
+  req["stream"] = true;
+  const std::string body = req.dump();
+  const int fd = connect_port(d.port());
+  send_all(fd, "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
+                   std::to_string(body.size()) + "\r\n\r\n" + body);
+  pollfd p{fd, POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 10000) > 0);   // it runs
+  int code = -2;
+  std::thread stopper([&] { code = d.stop(); });   // SIGTERM: the drain lets it finish
+  const HttpResponse r = parse_response(recv_until_eof(fd, 20000ms));
+  stopper.join();
+  ::close(fd);
+  REQUIRE(r.status == 200);
+  const auto events = sse_events(r.body);
+  REQUIRE(!events.empty());
+  INFO(r.body);
+  CHECK(events.back() == "[DONE]");
+  CHECK(r.header("connection") == "keep-alive");   // sent before the drain began
+  CHECK(code == 0);
+}

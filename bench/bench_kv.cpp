@@ -40,7 +40,7 @@ std::pair<double, sched::Result> ttft(sched::Scheduler& s, std::vector<ImageInpu
   const auto t0 = Clock::now();
   sched::Request r;
   r.images = std::move(images);
-  r.question = q;
+  r.messages = ipc::single_turn(r.images.size(), q);
   r.options.sampling.greedy = true;
   r.options.max_tokens = max_tokens;
   r.events.on_token = [first, seen, t0](const std::string&, int32_t) {
@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < N; ++i) {
       auto p = std::make_shared<std::promise<sched::Result>>();
       sched::Request r;
-      r.question = "Question " + std::to_string(i) + ": what shape?";
+      r.messages = ipc::single_turn(r.images.size(), "Question " + std::to_string(i) + ": what shape?");
       r.options.sampling.greedy = true;
       r.options.max_tokens = M;
       r.events.on_done = [p](const sched::Result& res) { p->set_value(res); };

@@ -124,11 +124,34 @@ void pack(Packer& p, const HelloOk& h) {
   pack_limits(p, h.limits);
 }
 void pack(Packer& p, const Generate& g) {
-  p.pack_map(8);
+  const bool conv = !g.messages.empty();
+  const auto& o = g.options;
+  p.pack_map(8 + uint32_t(!g.system.empty()) + uint32_t(o.max_slice_nums.has_value()) +
+             uint32_t(o.use_image_id.has_value()) + uint32_t(o.enable_thinking.has_value()));
   MapOut m{p};
   m.s("type", "generate");
   m.u64("id", g.id);
-  m.s("prompt", g.prompt);
+  if (conv) {
+    m.key("messages");
+    p.pack_array(static_cast<uint32_t>(g.messages.size()));
+    for (const auto& t : g.messages) {
+      p.pack_map(2);
+      m.s("role", role_name(t.role));
+      m.key("content");
+      p.pack_array(static_cast<uint32_t>(t.parts.size()));
+      for (const auto& part : t.parts) {
+        p.pack_map(1);
+        if (part.is_image()) m.u64("image", uint64_t(part.image));
+        else m.s("text", part.text);
+      }
+    }
+  } else {
+    m.s("prompt", g.prompt);
+  }
+  if (!g.system.empty()) m.s("system", g.system);
+  if (o.max_slice_nums) m.u64("max_slice_nums", *o.max_slice_nums);
+  if (o.use_image_id) m.b("use_image_id", *o.use_image_id);
+  if (o.enable_thinking) m.b("enable_thinking", *o.enable_thinking);
   m.key("images");
   p.pack_array(static_cast<uint32_t>(g.images.size()));
   for (const auto& im : g.images) {
@@ -183,7 +206,7 @@ void pack(Packer& p, const Done& d) {
   m.f64("decode_ms", d.timings.decode_ms);
   m.f64("total_ms", d.timings.total_ms);
   if (err) {
-    m.s("error_code", d.error_code.empty() ? "internal" : d.error_code);
+    m.s("error_code", error_code_name(d.error_code == ErrorCode::ok ? ErrorCode::internal : d.error_code));
     m.s("error_message", d.error_message);
   }
 }
@@ -419,7 +442,50 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
   Generate g;
   g.id = req_id(f, true);
   if (rid) *rid = g.id;
-  g.prompt = f.str("prompt", lim.max_prompt_bytes);
+  if (const auto* a = f.array("messages")) {
+    if (f.get("prompt")) bad(f.name("prompt"), "not allowed with messages");
+    if (a->size == 0) bad("generate.messages", "empty");
+    if (a->size > kMaxTurns) throw IpcError(ErrorCode::too_large, "generate.messages: more than " + std::to_string(kMaxTurns) + " turns");
+    uint64_t text_bytes = 0;
+    for (uint32_t i = 0; i < a->size; ++i) {
+      const std::string ctx = "generate.messages[" + std::to_string(i) + "]";
+      Fields tf(a->ptr[i], ctx);
+      Turn t;
+      const std::string role = tf.str("role", 16);
+      if (auto r = role_from_name(role)) t.role = *r;
+      else bad(tf.name("role"), "expected \"system\", \"user\" or \"assistant\"");
+      const auto* parts = tf.array("content");
+      if (!parts) bad(tf.name("content"), "missing required field");
+      if (parts->size > kMaxPartsPerTurn)
+        throw IpcError(ErrorCode::too_large, tf.name("content") + ": more than " + std::to_string(kMaxPartsPerTurn) + " parts");
+      for (uint32_t k = 0; k < parts->size; ++k) {
+        Fields pf(parts->ptr[k], ctx + ".content[" + std::to_string(k) + "]");
+        const bool has_text = pf.get("text") != nullptr, has_image = pf.get("image") != nullptr;
+        if (has_text == has_image) bad(pf.name("text"), "a part has exactly one of \"text\" and \"image\"");
+        if (has_text) {
+          t.parts.push_back(TurnPart::of_text(pf.str("text", lim.max_prompt_bytes)));
+          text_bytes += t.parts.back().text.size();
+          if (text_bytes > lim.max_prompt_bytes)
+            throw IpcError(ErrorCode::too_large, pf.name("text") + ": the messages' text exceeds max_prompt_bytes");
+        } else {
+          const uint32_t idx = pf.u32("image");
+          if (idx >= lim.max_images) bad(pf.name("image"), "index out of range");
+          t.parts.push_back(TurnPart::of_image(int32_t(idx)));
+        }
+      }
+      g.messages.push_back(std::move(t));
+    }
+  } else {
+    g.prompt = f.str("prompt", lim.max_prompt_bytes);
+  }
+  g.system = f.str("system", lim.max_prompt_bytes, "");
+  if (f.get("max_slice_nums")) {
+    g.options.max_slice_nums = f.u32("max_slice_nums");
+    if (*g.options.max_slice_nums < 1 || *g.options.max_slice_nums > kMaxSliceNums)
+      bad(f.name("max_slice_nums"), "must be in 1.." + std::to_string(kMaxSliceNums));
+  }
+  if (f.get("use_image_id")) g.options.use_image_id = f.boolean("use_image_id", false);
+  if (f.get("enable_thinking")) g.options.enable_thinking = f.boolean("enable_thinking", false);
   if (const auto* a = f.array("images")) {
     if (a->size > lim.max_images)
       throw IpcError(ErrorCode::too_large, "generate.images: more than " + std::to_string(lim.max_images) + " images");
@@ -485,10 +551,30 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
     }
   }
   g.deadline_ms = f.u32("deadline_ms", 0);
+  // The conversation's shape, so a client learns of a bad picture reference or a
+  // misplaced system turn from the error it gets here, naming the field.
+  check_conversation(g);
   return g;
 }
 
 }  // namespace
+
+void check_conversation(const Generate& g) {
+  try {
+    validate_conversation(g.messages.empty() ? single_turn(g.images.size(), g.prompt) : g.messages, g.images.size(),
+                          g.options);
+  } catch (const IpcError& e) {
+    throw IpcError(e.code(), std::string("generate.") + e.what());
+  }
+  if (!g.system.empty() && !g.messages.empty() && g.messages.front().role == Role::system)
+    bad("generate.system", "the messages already start with a system turn");
+}
+
+std::vector<Turn> generate_turns(const Generate& g) {
+  std::vector<Turn> turns = g.messages.empty() ? single_turn(g.images.size(), g.prompt) : g.messages;
+  if (!g.system.empty()) turns.insert(turns.begin(), Turn{Role::system, {TurnPart::of_text(g.system)}});
+  return turns;
+}
 
 Message decode_payload(std::span<const uint8_t> payload, std::size_t nfds, const Limits& lim, uint64_t* rid) {
   if (rid) *rid = 0;
@@ -550,7 +636,7 @@ Message decode_payload(std::span<const uint8_t> payload, std::size_t nfds, const
       d.timings.decode_ms = tf.f64("decode_ms", 0);
       d.timings.total_ms = tf.f64("total_ms", 0);
     }
-    d.error_code = m.str("error_code", 64, d.reason == FinishReason::error ? "internal" : "");
+    if (d.reason == FinishReason::error) d.error_code = error_code_from_name(m.str("error_code", 64, "internal"));
     d.error_message = m.str("error_message", lim.max_string_bytes, "");
     return d;
   }

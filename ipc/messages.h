@@ -1,4 +1,4 @@
-// ipc/messages.h - the message schema of the omnid control socket (protocol 1.0).
+// ipc/messages.h - the message schema of the omnid control socket (protocol 1.1).
 //
 // Every frame payload is one msgpack map with a string field "type" naming the
 // message; the other fields are listed per struct below and in docs/protocol.md.
@@ -52,6 +52,7 @@
 #include <variant>
 #include <vector>
 
+#include "ipc/conversation.h"
 #include "ipc/error.h"
 #include "ipc/frame.h"
 #include "ipc/limits.h"
@@ -60,7 +61,7 @@
 namespace omni::ipc {
 
 inline constexpr uint32_t kProtocolMajor = 1;
-inline constexpr uint32_t kProtocolMinor = 0;
+inline constexpr uint32_t kProtocolMinor = 1;   // 1.1: conversations (generate.messages)
 
 enum class ImageFormat : uint8_t { encoded, rgb };  // wire: "encoded" | "rgb"
 enum class FinishReason : uint8_t { stop, length, cancelled, deadline, error };
@@ -105,7 +106,12 @@ struct Sampling {
 /// client -> server. type "generate".
 struct Generate {
   uint64_t id = 0;                        // "id" required, != 0, client-chosen
-  std::string prompt;                     // "prompt" required (UTF-8 question)
+  std::string prompt;                     // "prompt": the question (one user turn); required without "messages"
+  // 1.1: "messages" optional array of {"role": "system"|"user"|"assistant", "content": [part, ...]},
+  // a part {"text": str} or {"image": index into "images"}; instead of "prompt".
+  std::vector<Turn> messages;
+  std::string system;                     // 1.1: "system" optional: a system turn put first
+  PromptOptions options;                  // 1.1: "max_slice_nums", "use_image_id", "enable_thinking" optional
   std::vector<ImageRef> images;           // "images" optional array
   uint32_t max_tokens = 256;              // "max_tokens" optional, 1..limits.max_new_tokens
   Sampling sampling;                      // "sampling" optional map
@@ -132,7 +138,7 @@ struct Done {
   uint32_t completion_tokens = 0;
   uint32_t image_tokens = 0;
   Timings timings;                        // "timings" optional map
-  std::string error_code;                 // reason == error: wire error code name
+  ErrorCode error_code = ErrorCode::ok;   // "error_code": with reason == error, the code's wire name
   std::string error_message;
 };
 
@@ -164,6 +170,15 @@ struct ErrorMsg {
 };
 
 using Message = std::variant<Hello, HelloOk, Generate, Token, Done, Cancel, StatusRequest, Status, ErrorMsg>;
+
+/// The conversation a generate asks about: its messages, or one user turn of its pictures
+/// and prompt; its system text first when set.
+std::vector<Turn> generate_turns(const Generate& g);
+
+/// Checks the conversation of a generate as its sender wrote it (ipc::validate_conversation
+/// over its messages or its one-question turn, plus `system` against a leading system
+/// turn); IpcError(bad_message) naming generate.messages[i]..., as decode_message does.
+void check_conversation(const Generate& g);
 
 /// Wire "type" of a message.
 const char* message_type(const Message& m) noexcept;

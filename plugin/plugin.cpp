@@ -43,7 +43,7 @@ int32_t guarded(F&& f) noexcept {
   }
 }
 
-const char* p_version() { return "0.1.0 (protocol 1.0, plugin ABI 1)"; }
+const char* p_version() { return "0.2.0 (protocol 1.1, plugin ABI 1)"; }
 
 const char* p_status_name(int32_t s) {
   switch (s) {
@@ -74,6 +74,10 @@ void p_image_init(omni_plugin_image* im) {
   if (im) omni::plugin::init_image(*im);
 }
 
+void p_chat_init(omni_plugin_chat* c) {
+  if (c) omni::plugin::init_chat(*c);
+}
+
 // One image the reader accepted, as the SDK sends it. A path is read here, refused
 // before reading when it is not a regular file or exceeds max_file_bytes.
 omni::sdk::Image to_sdk_image(const omni_plugin_image& im, uint64_t max_file_bytes) {
@@ -94,7 +98,7 @@ omni::sdk::GenerateRequest to_sdk_request(omni_plugin_client* c, const omni::plu
   const omni_plugin_request& r = h.request;
   omni::sdk::GenerateRequest q;
   q.request_id = id;
-  q.prompt = r.prompt;
+  if (r.prompt) q.prompt = r.prompt;
   q.max_tokens = r.max_tokens ? r.max_tokens : 256;
   // Finite negatives (request_init's values) mean the model's default; the reader has
   // refused NaN and infinities, which would otherwise land here as "default".
@@ -135,7 +139,9 @@ void p_client_destroy(omni_plugin_client* c) {
 
 uint64_t p_new_request_id(omni_plugin_client* c) { return c ? c->client.next_request_id() : 0; }
 
-int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* rin, omni_plugin_event_fn on_event, void* user) {
+// generate and chat: `chat_in` null for a one-question request.
+int32_t run_request(omni_plugin_client* c, const omni_plugin_request* rin, const omni_plugin_chat* chat_in,
+                    bool is_chat, omni_plugin_event_fn on_event, void* user) {
   omni::ipc::Done done;
   std::string finish = "error";
   uint64_t id = 0;
@@ -143,10 +149,20 @@ int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* rin, omni_p
     if (!c) return set_error(OMNI_PLUGIN_E_INVALID_ARG, "client is NULL");
     omni::plugin::HostRequest h;
     std::string why;
-    if (const int32_t rc = omni::plugin::read_request(rin, h, why); rc != OMNI_PLUGIN_OK)
+    if (const int32_t rc = omni::plugin::read_request(rin, h, why, !is_chat); rc != OMNI_PLUGIN_OK)
       return set_error(rc, std::move(why));
+    omni::plugin::HostChat chat;
+    if (is_chat)
+      if (const int32_t rc = omni::plugin::read_chat(chat_in, h.images.size(), chat, why); rc != OMNI_PLUGIN_OK)
+        return set_error(rc, std::move(why));
     id = h.request.request_id ? h.request.request_id : c->client.next_request_id();
-    const omni::sdk::GenerateRequest q = to_sdk_request(c, h, id);
+    omni::sdk::GenerateRequest q = to_sdk_request(c, h, id);
+    if (is_chat) {
+      q.prompt.clear();
+      q.messages = std::move(chat.turns);
+      q.system = std::move(chat.system);
+      q.options = chat.options;
+    }
     done = c->client.generate(q, [&](const omni::ipc::Token& t) {
       if (!on_event) return;
       omni_plugin_event ev;
@@ -162,7 +178,7 @@ int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* rin, omni_p
       on_event(user, &ev);
     });
     finish = omni::ipc::finish_reason_name(done.reason);
-    if (done.reason == omni::ipc::FinishReason::error) t_last_error = done.error_code + ": " + done.error_message;
+    if (done.reason == omni::ipc::FinishReason::error) t_last_error = std::string(omni::ipc::error_code_name(done.error_code)) + ": " + done.error_message;
     return OMNI_PLUGIN_OK;
   });
   if (on_event) {  // FINAL, exactly once
@@ -185,6 +201,15 @@ int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* rin, omni_p
     }
   }
   return st;
+}
+
+int32_t p_generate(omni_plugin_client* c, const omni_plugin_request* r, omni_plugin_event_fn on_event, void* user) {
+  return run_request(c, r, nullptr, false, on_event, user);
+}
+
+int32_t p_chat(omni_plugin_client* c, const omni_plugin_request* r, const omni_plugin_chat* chat,
+               omni_plugin_event_fn on_event, void* user) {
+  return run_request(c, r, chat, true, on_event, user);
 }
 
 int32_t p_cancel(omni_plugin_client* c, uint64_t request_id) {
@@ -214,6 +239,7 @@ const omni_plugin_api kApi = {
     sizeof(omni_plugin_api), OMNI_PLUGIN_ABI_VERSION,
     p_version,       p_status_name, p_last_error, p_request_init, p_image_init, p_client_create,
     p_client_destroy, p_new_request_id, p_generate, p_cancel, p_status_json, p_free_string,
+    p_chat_init,     p_chat,
 };
 
 }  // namespace

@@ -41,6 +41,13 @@ constexpr std::array kImageFields = {
     OMNI_FIELD(omni_plugin_image, height),
 };
 
+constexpr std::array kChatFields = {
+    OMNI_FIELD(omni_plugin_chat, struct_size), OMNI_FIELD(omni_plugin_chat, max_slice_nums),
+    OMNI_FIELD(omni_plugin_chat, messages),    OMNI_FIELD(omni_plugin_chat, n_messages),
+    OMNI_FIELD(omni_plugin_chat, system),      OMNI_FIELD(omni_plugin_chat, use_image_id),
+    OMNI_FIELD(omni_plugin_chat, enable_thinking),
+};
+
 #undef OMNI_FIELD
 
 // struct_size and the field after it: the oldest layout either struct ever had.
@@ -48,6 +55,7 @@ constexpr uint32_t kMinStructSize = 2 * sizeof(uint32_t);
 
 static_assert(kRequestFields.back().end == sizeof(omni_plugin_request), "kRequestFields lists every field");
 static_assert(kImageFields.back().end == sizeof(omni_plugin_image), "kImageFields lists every field");
+static_assert(kChatFields.back().end == sizeof(omni_plugin_chat), "kChatFields lists every field");
 
 int32_t invalid(std::string& error, std::string msg) {
   error = std::move(msg);
@@ -168,7 +176,7 @@ void init_image(omni_plugin_image& im) noexcept {
   im.struct_size = sizeof(im);
 }
 
-int32_t read_request(const omni_plugin_request* in, HostRequest& out, std::string& error) {
+int32_t read_request(const omni_plugin_request* in, HostRequest& out, std::string& error, bool prompt_required) {
   init_request(out.request);
   out.images.clear();
   if (!in) return invalid(error, "request is NULL");
@@ -177,10 +185,63 @@ int32_t read_request(const omni_plugin_request* in, HostRequest& out, std::strin
     return invalid(error, std::move(why));
   copy_declared(in, declared, out.request);
   const omni_plugin_request& r = out.request;
-  if (!r.prompt) return invalid(error, "request.prompt is required");
+  if (!r.prompt && prompt_required) return invalid(error, "request.prompt is required");
   if (const int32_t st = check_sampling(r, error); st != OMNI_PLUGIN_OK) return st;
   if (const int32_t st = check_stop(r, error); st != OMNI_PLUGIN_OK) return st;
   return read_images(r, out, error);
+}
+
+void init_chat(omni_plugin_chat& c) noexcept {
+  std::memset(&c, 0, sizeof(c));
+  c.struct_size = sizeof(c);
+  c.use_image_id = -1;
+  c.enable_thinking = -1;
+}
+
+int32_t read_chat(const omni_plugin_chat* in, std::size_t n_images, HostChat& out, std::string& error) {
+  out = HostChat{};
+  if (!in) return invalid(error, "chat is NULL");
+  const uint32_t declared = declared_size(in);
+  if (std::string why = check_declared_size("chat", declared, kChatFields); !why.empty())
+    return invalid(error, std::move(why));
+  omni_plugin_chat c;
+  init_chat(c);
+  copy_declared(in, declared, c);
+  constexpr std::size_t kMaxMessages = 1024, kMaxParts = 1024;
+  if (c.n_messages == 0 || !c.messages) return invalid(error, "chat.messages is required (NULL or n_messages 0)");
+  if (c.n_messages > kMaxMessages)
+    return invalid(error, "chat.n_messages " + std::to_string(c.n_messages) + " is over " + std::to_string(kMaxMessages));
+  for (std::size_t i = 0; i < c.n_messages; ++i) {
+    const omni_plugin_message& m = c.messages[i];
+    const std::string what = "chat.messages[" + std::to_string(i) + "]";
+    ipc::Turn t;
+    switch (m.role) {
+      case OMNI_PLUGIN_ROLE_SYSTEM: t.role = ipc::Role::system; break;
+      case OMNI_PLUGIN_ROLE_USER: t.role = ipc::Role::user; break;
+      case OMNI_PLUGIN_ROLE_ASSISTANT: t.role = ipc::Role::assistant; break;
+      default: return invalid(error, what + ".role " + std::to_string(m.role) + " is not an OMNI_PLUGIN_ROLE_*");
+    }
+    if (m.n_parts > kMaxParts)
+      return invalid(error, what + ".n_parts " + std::to_string(m.n_parts) + " is over " + std::to_string(kMaxParts));
+    if (m.n_parts && !m.parts) return invalid(error, what + ".parts is NULL but n_parts is " + std::to_string(m.n_parts));
+    for (std::size_t k = 0; k < m.n_parts; ++k) {
+      const omni_plugin_message_part& part = m.parts[k];
+      if (part.text) {
+        t.parts.push_back(ipc::TurnPart::of_text(part.text));
+      } else if (part.image < n_images) {
+        t.parts.push_back(ipc::TurnPart::of_image(int32_t(part.image)));
+      } else {
+        return invalid(error, what + ".parts[" + std::to_string(k) + "].image " + std::to_string(part.image) + " of " +
+                                  std::to_string(n_images) + " request.images");
+      }
+    }
+    out.turns.push_back(std::move(t));
+  }
+  if (c.system) out.system = c.system;
+  if (c.max_slice_nums) out.options.max_slice_nums = c.max_slice_nums;
+  if (c.use_image_id >= 0) out.options.use_image_id = c.use_image_id != 0;
+  if (c.enable_thinking >= 0) out.options.enable_thinking = c.enable_thinking != 0;
+  return OMNI_PLUGIN_OK;
 }
 
 }  // namespace omni::plugin

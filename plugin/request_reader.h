@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "ipc/conversation.h"
 #include "omni_plugin.h"
 
 namespace omni::plugin {
@@ -37,6 +38,23 @@ void init_image(omni_plugin_image& im) noexcept;
 /// or stop string; an image with neither data nor path, data without size, an unknown
 /// format, a path image that is not encoded; a NaN or infinite sampling value.
 /// Throws only std::bad_alloc.
-int32_t read_request(const omni_plugin_request* in, HostRequest& out, std::string& error);
+/// `prompt_required` false (chat): request.prompt may be NULL.
+int32_t read_request(const omni_plugin_request* in, HostRequest& out, std::string& error,
+                     bool prompt_required = true);
+
+/// A host conversation as the plugin understood it.
+struct HostChat {
+  std::vector<ipc::Turn> turns;
+  std::string system;
+  ipc::PromptOptions options;
+};
+
+/// chat_init's defaults: struct_size = sizeof, use_image_id and enable_thinking -1.
+void init_chat(omni_plugin_chat& c) noexcept;
+
+/// Read and check `in` (declared size as for requests); parts refer to `n_images`
+/// pictures. Refused: NULL, a bad struct_size, no messages, more than 1024 messages or
+/// parts in one message, an unknown role, NULL parts, a picture index out of range.
+int32_t read_chat(const omni_plugin_chat* in, std::size_t n_images, HostChat& out, std::string& error);
 
 }  // namespace omni::plugin

@@ -248,6 +248,9 @@ ipc::Done Client::generate(const GenerateRequest& req, const TokenCallback& on_t
   ipc::Generate g;
   g.id = id;
   g.prompt = req.prompt;
+  g.messages = req.messages;
+  g.system = req.system;
+  g.options = req.options;
   g.max_tokens = req.max_tokens;
   g.sampling = req.sampling;
   g.stop = req.stop;
@@ -261,6 +264,7 @@ ipc::Done Client::generate(const GenerateRequest& req, const TokenCallback& on_t
   }
   std::vector<uint8_t> frame;
   try {
+    ipc::check_conversation(g);
     frame = ipc::encode_message(g);
   } catch (const ipc::IpcError& e) {
     throw to_error(e);
@@ -270,6 +274,11 @@ ipc::Done Client::generate(const GenerateRequest& req, const TokenCallback& on_t
     bool reused = false;
     ensure_connected_locked(&reused);
     const ipc::Limits& lim = server_.limits;
+    const bool needs_1_1 = !g.messages.empty() || !g.system.empty() || g.options.max_slice_nums ||
+                           g.options.use_image_id || g.options.enable_thinking;
+    if (needs_1_1 && server_.proto_minor < 1)
+      throw Error(ErrorCode::unsupported_version, "the daemon speaks protocol 1." + std::to_string(server_.proto_minor) +
+                                                      ": messages, system and picture options need 1.1");
     if (req.images.size() > lim.max_images || fds.size() > lim.max_fds_per_frame)
       throw Error(ErrorCode::too_large, "too many images: daemon accepts " + std::to_string(lim.max_images));
     if (frame.size() - ipc::kFrameHeaderBytes > lim.max_frame_bytes)

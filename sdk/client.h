@@ -85,8 +85,14 @@ class Image {
 
 struct GenerateRequest {
   uint64_t request_id = 0;  // 0: the client assigns one (see Client::next_request_id)
-  std::string prompt;
+  std::string prompt;       // one user turn: the images, then this; unused with `messages`
   std::vector<Image> images;
+  // A conversation instead of `prompt` (protocol 1.1): system/user/assistant turns whose
+  // picture parts index `images`, each picture once. Their text is text to the daemon:
+  // chat markers in it ("<|im_end|>") are not parsed.
+  std::vector<ipc::Turn> messages;
+  std::string system;               // a system turn put first (1.1)
+  ipc::PromptOptions options;       // max_slice_nums, use_image_id, enable_thinking (1.1)
   uint32_t max_tokens = 256;
   ipc::Sampling sampling;
   std::vector<std::string> stop;

@@ -1,7 +1,9 @@
 // C API over omni::sdk::Client. Every entry catches everything.
 #include "omni_client.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -88,16 +90,72 @@ void omni_client_destroy(omni_client* c) {
 
 uint64_t omni_client_next_request_id(omni_client* c) { return c ? c->client.next_request_id() : 0; }
 
-omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, omni_token_fn on_token, void* user,
-                                 omni_done* out_done) {
+void omni_chat_init(omni_chat* chat) {
+  if (!chat) return;
+  std::memset(chat, 0, sizeof(*chat));
+  chat->struct_size = sizeof(omni_chat);
+  chat->use_image_id = -1;
+  chat->enable_thinking = -1;
+}
+
+namespace {
+
+// The conversation of `in`, read only as far as its struct_size declares.
+omni_status read_chat(const omni_chat* in, size_t n_images, omni::sdk::GenerateRequest& r) {
+  omni_chat chat;
+  omni_chat_init(&chat);
+  constexpr size_t kMin = offsetof(omni_chat, n_messages) + sizeof(size_t);
+  if (in->struct_size < kMin) return fail(OMNI_E_INVALID_ARG, "chat.struct_size " + std::to_string(in->struct_size) +
+                                                                   " is below its first layout (" + std::to_string(kMin) + ")");
+  std::memcpy(&chat, in, std::min(in->struct_size, sizeof(chat)));
+  chat.struct_size = sizeof(chat);
+  if (chat.n_messages == 0 || !chat.messages) return fail(OMNI_E_INVALID_ARG, "chat.messages is empty or NULL");
+  for (size_t i = 0; i < chat.n_messages; ++i) {
+    const omni_message& m = chat.messages[i];
+    const std::string where = "chat.messages[" + std::to_string(i) + "]";
+    omni::ipc::Turn t;
+    switch (m.role) {
+      case OMNI_ROLE_SYSTEM: t.role = omni::ipc::Role::system; break;
+      case OMNI_ROLE_USER: t.role = omni::ipc::Role::user; break;
+      case OMNI_ROLE_ASSISTANT: t.role = omni::ipc::Role::assistant; break;
+      default: return fail(OMNI_E_INVALID_ARG, where + ".role " + std::to_string(m.role) + " is not an omni_role");
+    }
+    if (m.n_parts && !m.parts) return fail(OMNI_E_INVALID_ARG, where + ".parts is NULL");
+    for (size_t k = 0; k < m.n_parts; ++k) {
+      const omni_message_part& part = m.parts[k];
+      if (part.text) {
+        t.parts.push_back(omni::ipc::TurnPart::of_text(part.text));
+      } else {
+        if (part.image >= n_images)
+          return fail(OMNI_E_INVALID_ARG, where + ".parts[" + std::to_string(k) + "].image " +
+                                              std::to_string(part.image) + " of " + std::to_string(n_images) + " images");
+        t.parts.push_back(omni::ipc::TurnPart::of_image(int32_t(part.image)));
+      }
+    }
+    r.messages.push_back(std::move(t));
+  }
+  if (chat.system) r.system = chat.system;
+  if (chat.max_slice_nums) r.options.max_slice_nums = chat.max_slice_nums;
+  if (chat.use_image_id >= 0) r.options.use_image_id = chat.use_image_id != 0;
+  if (chat.enable_thinking >= 0) r.options.enable_thinking = chat.enable_thinking != 0;
+  return OMNI_OK;
+}
+
+omni_status run_generate(omni_client* c, const omni_generate_params* p, const omni_chat* chat, omni_token_fn on_token,
+                         void* user, omni_done* out_done) {
   return guarded([&] {
-    if (!c || !p || !p->prompt) return fail(OMNI_E_INVALID_ARG, "client, params and params->prompt are required");
+    if (!c || !p) return fail(OMNI_E_INVALID_ARG, "client and params are required");
+    if (!chat && !p->prompt) return fail(OMNI_E_INVALID_ARG, "params->prompt is required");
     if (p->n_images && !p->images) return fail(OMNI_E_INVALID_ARG, "images is NULL");
     if (p->n_stop && !p->stop) return fail(OMNI_E_INVALID_ARG, "stop is NULL");
     if (const omni_status st = check_sampling(*p); st != OMNI_OK) return st;
     omni::sdk::GenerateRequest r;
     r.request_id = p->request_id;
-    r.prompt = p->prompt;
+    if (chat) {
+      if (const omni_status st = read_chat(chat, p->n_images, r); st != OMNI_OK) return st;
+    } else {
+      r.prompt = p->prompt;
+    }
     r.max_tokens = p->max_tokens ? p->max_tokens : 256;
     if (p->temperature >= 0) r.sampling.temperature = p->temperature;
     if (p->top_k != OMNI_TOP_K_MODEL_DEFAULT) r.sampling.top_k = p->top_k;
@@ -137,9 +195,22 @@ omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, 
       out_done->decode_ms = d.timings.decode_ms;
       out_done->total_ms = d.timings.total_ms;
     }
-    if (d.reason == omni::ipc::FinishReason::error) g_last_error = d.error_code + ": " + d.error_message;
+    if (d.reason == omni::ipc::FinishReason::error) g_last_error = std::string(omni::ipc::error_code_name(d.error_code)) + ": " + d.error_message;
     return OMNI_OK;
   });
+}
+
+}  // namespace
+
+omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, omni_token_fn on_token, void* user,
+                                 omni_done* out_done) {
+  return run_generate(c, p, nullptr, on_token, user, out_done);
+}
+
+omni_status omni_client_chat(omni_client* c, const omni_generate_params* p, const omni_chat* chat,
+                             omni_token_fn on_token, void* user, omni_done* out_done) {
+  if (!chat) return guarded([&] { return fail(OMNI_E_INVALID_ARG, "chat is NULL"); });
+  return run_generate(c, p, chat, on_token, user, out_done);
 }
 
 omni_status omni_client_cancel(omni_client* c, uint64_t request_id) {

@@ -115,8 +115,12 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
 }
 
 std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInput>& images,
+                                                    const ipc::PromptOptions& options,
                                                     const image::DecodeInterrupt& interrupted) const {
-  if (!images.empty() && !has_vision()) throw Error("model " + name_ + " has no vision tower: it cannot take pictures");
+  if (!images.empty() && !has_vision())
+    throw Error("model " + name_ + " has no vision tower: it cannot take pictures", ipc::ErrorCode::bad_message);
+  image::SliceConfig slice = pre_.slice;
+  if (options.max_slice_nums) slice.max_slice_nums = int(*options.max_slice_nums);
   std::vector<PreparedImage> out;
   auto check = [&](const ImageInput& in) {   // between the steps that do not poll it themselves
     if (interrupted && interrupted()) throw image::DecodeInterrupted(in.name + ": preparing the picture was interrupted");
@@ -127,10 +131,9 @@ std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInpu
                                     : image::decode_image(in.data, in.size, options_.image_limits, in.name, interrupted);
     check(in);
     PreparedImage prep;
-    prep.sliced = image::slice_image(img, pre_.slice);
-    const auto& s = pre_.slice;
-    prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(s.scale_resolution) + "/" +
-                     std::to_string(s.max_slice_nums) + "/" + std::to_string(s.slice_mode) + "/" +
+    prep.sliced = image::slice_image(img, slice);
+    prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(slice.scale_resolution) + "/" +
+                     std::to_string(slice.max_slice_nums) + "/" + std::to_string(slice.slice_mode) + "/" +
                      std::to_string(options_.image_limits.apply_exif_orientation);
     out.push_back(std::move(prep));
   }
@@ -138,38 +141,48 @@ std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInpu
 }
 
 ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question) const {
-  return prepare_prompt(prepare_images(images), question);
+  return prepare_prompt(prepare_images(images), ipc::single_turn(images.size(), question));
 }
 
-ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const std::string& question) const {
-  if (!images.empty() && !has_vision()) throw Error("model " + name_ + " has no vision tower: it cannot take pictures");
+ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const std::vector<ipc::Turn>& turns,
+                                     const ipc::PromptOptions& options) const {
+  ipc::validate_conversation(turns, images.size(), options);
+  if (!images.empty() && !has_vision())
+    throw Error("model " + name_ + " has no vision tower: it cannot take pictures", ipc::ErrorCode::bad_message);
+  const bool use_image_id = options.use_image_id.value_or(pre_.use_image_id);
   ChatPrompt p;
-  // chat(): the user turn's content items joined with "\n", each picture a marker.
-  std::string content;
-  for (size_t i = 0; i < images.size(); ++i) content += std::string(kImageMarker) + "\n";
-  content += question;
-  std::vector<tok::ChatMessage> msgs;
-  if (options_.system_prompt) msgs.push_back({"system", *options_.system_prompt});
-  msgs.push_back({"user", content});
+  // chat(): a turn's items joined with "\n", each picture a marker that the processor then
+  // replaces with the picture's placeholder, numbered in the order they appear. Here the
+  // placeholder goes in directly, as markup: the client's text around it stays literal.
+  std::vector<tok::ChatTurn> msgs;
+  if (options_.system_prompt && turns.front().role != ipc::Role::system)
+    msgs.push_back({"system", {{*options_.system_prompt, true}}});
+  for (const ipc::Turn& t : turns) {
+    tok::ChatTurn m{ipc::role_name(t.role), {}};
+    for (size_t k = 0; k < t.parts.size(); ++k) {
+      if (k) m.content.push_back({"\n", false});
+      const ipc::TurnPart& part = t.parts[k];
+      if (!part.is_image()) {
+        m.content.push_back({part.text, true});
+        continue;
+      }
+      PreparedImage& im = images[size_t(part.image)];
+      m.content.push_back({image::image_placeholder(int(p.images.size()), im.sliced, pre_.image_feature_size,
+                                                    use_image_id, pre_.tokens),
+                           false});
+      p.images.push_back(std::move(im));   // in the order of appearance, as the rows are
+    }
+    msgs.push_back(std::move(m));
+  }
   // MiniCPM-V 4.5's chat() passes enable_thinking=False: its template then ends the
   // prompt with an empty <think></think> block (templates without the switch ignore it).
-  std::optional<bool> thinking = options_.enable_thinking;
+  std::optional<bool> thinking = options.enable_thinking ? options.enable_thinking : options_.enable_thinking;
   if (!thinking && has_vision()) thinking = false;
-  std::string text = template_->apply(msgs, true, thinking);
-  p.images = std::move(images);
-  // Replace the k-th marker by the k-th picture's placeholder.
-  size_t at = 0;
-  for (size_t i = 0; i < p.images.size(); ++i) {
-    size_t pos = text.find(kImageMarker, at);
-    if (pos == std::string::npos) throw Error("chat template dropped an image marker");
-    std::string ph = image::image_placeholder(int(i), p.images[i].sliced, pre_.image_feature_size, pre_.use_image_id,
-                                              pre_.tokens);
-    text.replace(pos, std::char_traits<char>::length(kImageMarker), ph);
-    at = pos + ph.size();
-  }
-  p.text = text;
-  p.ids = tokenizer_->encode(text);
-  // Runs of <unk> between <image>/<slice> and </image>/</slice>, as image_bound.
+  tok::RenderedPrompt rendered = template_->render(msgs, true, thinking);
+  p.text = std::move(rendered.text);
+  p.ids = tokenizer_->encode(p.text, rendered.literal);
+  // Runs of <unk> between <image>/<slice> and </image>/</slice>, as image_bound. Only the
+  // placeholders can hold those tokens: they are special, and the turns' text is literal.
   if (has_vision()) {
     int64_t open = -1;
     for (int64_t i = 0; i < int64_t(p.ids.size()); ++i) {
@@ -185,7 +198,7 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const st
   for (const auto& im : p.images) pieces += im.sliced.pieces.size();
   if (p.bounds.size() != pieces)
     throw Error("prompt has " + std::to_string(p.bounds.size()) + " image placeholders for " + std::to_string(pieces) +
-                " picture pieces (does the question contain image tokens?)");
+                " picture pieces (a tokenizer whose picture tokens are not special?)");
   return p;
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "ipc/conversation.h"
 #include "image/decode.h"
 #include "image/placeholder.h"
 #include "model/causal_lm.h"
@@ -47,7 +48,7 @@ struct PreparedImage {
 struct ChatPrompt {
   std::string text;
   std::vector<int32_t> ids;
-  std::vector<PreparedImage> images;
+  std::vector<PreparedImage> images;   // in the order the prompt shows them
   std::vector<std::pair<int64_t, int64_t>> bounds;  // [first, last) rows of each <unk> run
 };
 
@@ -75,14 +76,19 @@ class ChatModel {
   int query_num() const { return pre_.image_feature_size; }
   VisionCache& vision_cache() { return *cache_; }
 
-  // Decodes and slices the pictures, applies the chat template and tokenizes.
+  // One user turn (the pictures, then the question): decodes and slices the pictures,
+  // applies the chat template and tokenizes.
   ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question) const;
-  // The two halves of prepare(): the pictures decoded and sliced (image::DecodeError for
-  // a bad picture; `interrupted` can stop a long decode, image::DecodeInterrupted), then
-  // the prompt around them.
+  // The two halves of it for a whole conversation: the pictures decoded and sliced
+  // (image::DecodeError for a bad picture; `interrupted` can stop a long decode,
+  // image::DecodeInterrupted), then the prompt: the turns through the chat template, the
+  // placeholders where their pictures are, the turns' text tokenized as text (a client's
+  // "<|im_end|>" is no marker). Bad turns throw ipc::IpcError(bad_message).
   std::vector<PreparedImage> prepare_images(const std::vector<ImageInput>& images,
+                                            const ipc::PromptOptions& options = {},
                                             const image::DecodeInterrupt& interrupted = {}) const;
-  ChatPrompt prepare_prompt(std::vector<PreparedImage> images, const std::string& question) const;
+  ChatPrompt prepare_prompt(std::vector<PreparedImage> images, const std::vector<ipc::Turn>& turns,
+                            const ipc::PromptOptions& options = {}) const;
   // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
   // `turns`: the vision device's lock, taken for one piece at a time so that decode steps
   // sharing the device get their turns between pieces (the daemon's scheduler).

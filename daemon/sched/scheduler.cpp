@@ -115,7 +115,7 @@ void Scheduler::drain(Clock::time_point deadline) {
   }
 }
 
-void Scheduler::finish(Active& a, FinishReason reason, const std::string& code, const std::string& msg) {
+void Scheduler::finish(Active& a, FinishReason reason, ipc::ErrorCode code, const std::string& msg) {
   if (a.done) return;
   a.done = true;
   if (a.gen) {
@@ -124,7 +124,7 @@ void Scheduler::finish(Active& a, FinishReason reason, const std::string& code, 
   }
   const auto now = Clock::now();
   a.result.finish_reason = reason;
-  a.result.error_code = code;
+  a.result.error = code;
   a.result.error_message = msg;
   a.result.completion_tokens = a.gen ? uint32_t(a.gen->tokens().size()) : 0;
   if (a.started_at != Clock::time_point{}) a.result.queue_ms = ms_between(a.queued_at, a.started_at);
@@ -171,12 +171,12 @@ void Scheduler::start_decodes_locked() {
     w.decoding->started = true;
     ++in_progress;
     // The job owns what it reads: the pictures' bytes are kept alive by their inputs.
-    decoders_->post([this, d = w.decoding, images = w.req.images,
+    decoders_->post([this, d = w.decoding, images = w.req.images, prompt_options = w.req.prompt,
                      interrupted = decode_interrupt(w.ticket, w.req.deadline)] {
       std::vector<PreparedImage> out;
       std::exception_ptr error;
       try {
-        out = model_.prepare_images(images, interrupted);
+        out = model_.prepare_images(images, prompt_options, interrupted);
       } catch (...) {
         error = std::current_exception();
       }
@@ -279,17 +279,18 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
       if (w.decoding->error) std::rethrow_exception(w.decoding->error);
       pictures = std::move(w.decoding->images);
     }
-    ChatPrompt prompt = model_.prepare_prompt(std::move(pictures), a->req.question);
+    ChatPrompt prompt = model_.prepare_prompt(std::move(pictures), a->req.messages, a->req.prompt);
     a->rows = PrefixHasher::for_prompt(prompt, o.pad_id);
     const int64_t n = a->rows.rows();
-    if (n == 0) throw Error("the prompt holds only padding tokens");
+    if (n == 0) throw Error("the prompt holds only padding tokens", ipc::ErrorCode::bad_message);
     a->result.prompt_tokens = uint32_t(n);
     for (const auto& b : prompt.bounds) a->result.image_tokens += uint32_t(b.second - b.first);
     if (n + o.max_tokens > opt_.max_context)
       throw Error("prompt of " + std::to_string(n) + " tokens plus max_tokens " + std::to_string(o.max_tokens) +
-                  " exceeds the context of " + std::to_string(opt_.max_context));
+                      " exceeds the context of " + std::to_string(opt_.max_context),
+                  ipc::ErrorCode::too_large);
     if (blocks_for(n + 1) > pool_->blocks().n_blocks()) {
-      finish(*a, FinishReason::error, "too_large",
+      finish(*a, FinishReason::error, ipc::ErrorCode::too_large,
              "prompt of " + std::to_string(n) + " tokens needs " + std::to_string(blocks_for(n + 1)) +
                  " KV blocks; the KV cache holds " + std::to_string(pool_->tokens()) + " tokens (" +
                  std::to_string(pool_->blocks().n_blocks()) + " blocks of " + std::to_string(kBlockTokens) + ")");
@@ -322,11 +323,14 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
     const bool late = a->req.deadline && Clock::now() > *a->req.deadline && !a->ticket->cancelled();
     finish(*a, late ? FinishReason::deadline : FinishReason::cancelled);
     return nullptr;
-  } catch (const image::DecodeError& e) {
-    finish(*a, FinishReason::error, "bad_image", e.what());
+  } catch (const Error& e) {   // image::DecodeError is bad_image; a too-long prompt too_large; ...
+    finish(*a, FinishReason::error, resumed ? ipc::ErrorCode::internal : e.code(), e.what());
+    return nullptr;
+  } catch (const ipc::IpcError& e) {   // the conversation's shape (ipc::validate_conversation)
+    finish(*a, FinishReason::error, resumed ? ipc::ErrorCode::internal : e.code(), e.what());
     return nullptr;
   } catch (const std::exception& e) {
-    finish(*a, FinishReason::error, resumed ? "internal" : "bad_request", e.what());
+    finish(*a, FinishReason::error, ipc::ErrorCode::internal, e.what());
     return nullptr;
   }
 }
@@ -340,7 +344,8 @@ void Scheduler::resume(Active& a) {
   // Rare (evicted between admission and joining): decoded here, not on the pool, but
   // interruptible like there.
   ChatPrompt prompt =
-      model_.prepare_prompt(model_.prepare_images(a.req.images, decode_interrupt(a.ticket, a.req.deadline)), a.req.question);
+      model_.prepare_prompt(model_.prepare_images(a.req.images, a.req.prompt, decode_interrupt(a.ticket, a.req.deadline)),
+                            a.req.messages, a.req.prompt);
   auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
   std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
   a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);
@@ -416,7 +421,7 @@ void Scheduler::take_ready() {
       // Nothing here should throw; if it does, this request ends and the others go on.
       spdlog::error("request {}: joining the batch failed: {}", a->req.id, e.what());
       if (a->seq) a->seq->release();
-      finish(*a, FinishReason::error, "internal", e.what());
+      finish(*a, FinishReason::error, ipc::ErrorCode::internal, e.what());
       continue;
     }
     running = true;
@@ -578,7 +583,7 @@ void Scheduler::launch(int g) {
     }
   } catch (const std::exception& e) {
     spdlog::error("batch step failed: {}", e.what());
-    for (Active* a : members) finish(*a, FinishReason::error, "internal", e.what());
+    for (Active* a : members) finish(*a, FinishReason::error, ipc::ErrorCode::internal, e.what());
     prune();
     return;
   }
@@ -619,7 +624,7 @@ void Scheduler::collect(int g, const PipelineJob& job) {
     } catch (...) {
     }
     spdlog::error("batch step failed: {}", what);
-    for (Active* a : members) finish(*a, FinishReason::error, "internal", what);
+    for (Active* a : members) finish(*a, FinishReason::error, ipc::ErrorCode::internal, what);
     prune();
     return;
   }

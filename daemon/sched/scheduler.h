@@ -136,7 +136,7 @@ class Scheduler {
   void preempt(Active& a);
   void publish_blocks(Active& a);
   void collect(int group, const PipelineJob& job);
-  void finish(Active& a, FinishReason reason, const std::string& code = "", const std::string& msg = "");
+  void finish(Active& a, FinishReason reason, ipc::ErrorCode code = ipc::ErrorCode::ok, const std::string& msg = "");
   void prune();
   // Whether its current step ends with a token to sample (not a partial prompt chunk).
   static bool samples(const Active& a);

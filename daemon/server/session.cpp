@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ipc/memfd.h"
+#include "server/request_options.h"
 #include "server/server.h"
 
 namespace omni::server {
@@ -185,7 +186,8 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
   }
   sched::Request r;
   r.id = g.id;
-  r.question = g.prompt;
+  r.messages = ipc::generate_turns(g);
+  r.prompt = g.options;
   try {
     for (size_t i = 0; i < g.images.size(); ++i) {
       const ipc::ImageRef& ref = g.images[i];
@@ -211,31 +213,12 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
   AnswerOptions& o = r.options;
   o.max_tokens = int(g.max_tokens);
   o.stop_strings = g.stop;
-  SamplingParams sp = server_.model().default_sampling();
-  if (g.sampling.greedy) {
-    sp = SamplingParams{};
-    sp.greedy = true;
-  } else {
-    // What the client left unset keeps the model's default (ChatModel::default_sampling).
-    if (g.sampling.temperature) sp.temperature = float(*g.sampling.temperature);
-    // A top_k above the vocabulary keeps every token, as in transformers; clamped so it
-    // stays a positive int.
-    if (g.sampling.top_k) sp.top_k = int(std::min<uint64_t>(*g.sampling.top_k, uint64_t(INT32_MAX)));
-    if (g.sampling.top_p) sp.top_p = float(*g.sampling.top_p);
-    if (g.sampling.repetition_penalty) sp.repetition_penalty = float(*g.sampling.repetition_penalty);
-    if (sp.temperature == 0.0f) {   // temperature 0 means greedy, as in most servers
-      sp = SamplingParams{};
-      sp.greedy = true;
-    }
-  }
-  sp.seed = g.sampling.seed;
   try {
-    sp.validate();
-  } catch (const std::exception& e) {
-    send_error(g.id, ErrorCode::bad_message, e.what());
+    o.sampling = resolve_sampling(server_.model().default_sampling(), g.sampling);
+  } catch (const ipc::IpcError& e) {
+    send_error(g.id, e.code(), std::string("generate.") + e.what());
     return;
   }
-  o.sampling = sp;
   if (g.deadline_ms) r.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(g.deadline_ms);
 
   // Events arrive on the scheduler thread; hop to the I/O thread before touching us.
@@ -255,19 +238,12 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
       s->touch();
       ipc::Done d;
       d.id = id;
-      switch (res.finish_reason) {
-        case FinishReason::stop: d.reason = ipc::FinishReason::stop; break;
-        case FinishReason::length: d.reason = ipc::FinishReason::length; break;
-        case FinishReason::cancelled: d.reason = ipc::FinishReason::cancelled; break;
-        case FinishReason::deadline: d.reason = ipc::FinishReason::deadline; break;
-        case FinishReason::none:
-        case FinishReason::error: d.reason = ipc::FinishReason::error; break;
-      }
+      d.reason = wire_reason(res.finish_reason);
       d.prompt_tokens = res.prompt_tokens;
       d.completion_tokens = res.completion_tokens;
       d.image_tokens = res.image_tokens;
       d.timings = {res.queue_ms, res.prefill_ms, res.decode_ms, res.total_ms};
-      d.error_code = res.error_code;
+      d.error_code = res.error;
       d.error_message = res.error_message;
       s->send(d);
     });

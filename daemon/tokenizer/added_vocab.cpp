@@ -41,14 +41,26 @@ AddedVocab AddedVocab::from_json(const nlohmann::json& arr, const std::string& f
   return v;
 }
 
-void AddedVocab::split(std::string_view text, bool normalized, std::vector<Segment>& out) const {
+void AddedVocab::split(std::string_view text, bool normalized, std::vector<Segment>& out,
+                       const std::vector<std::pair<size_t, size_t>>* literal) const {
   size_t last = 0;  // end of the previous token
+  size_t span = 0;  // first literal range that does not end before pos
   for (size_t pos = 0; pos < text.size();) {
     const auto& cands = by_first_byte_[static_cast<unsigned char>(text[pos])];
+    if (literal)
+      while (span < literal->size() && (*literal)[span].second <= pos) ++span;
+    // A special token may not overlap literal text: [pos, pos + size) against the next range.
+    auto in_literal = [&](size_t size) {
+      return literal && span < literal->size() && (*literal)[span].first < pos + size;
+    };
     const AddedToken* hit = nullptr;
     for (uint32_t k : cands) {
       const auto& t = tokens_[k];
-      if (t.normalized == normalized && text.compare(pos, t.content.size(), t.content) == 0) { hit = &t; break; }
+      if (t.normalized == normalized && text.compare(pos, t.content.size(), t.content) == 0 &&
+          !(t.special && in_literal(t.content.size()))) {
+        hit = &t;
+        break;
+      }
     }
     if (!hit) { ++pos; continue; }
     size_t b = pos, e = pos + hit->content.size();

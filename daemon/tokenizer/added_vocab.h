@@ -29,8 +29,11 @@ class AddedVocab {
  public:
   static AddedVocab from_json(const nlohmann::json& tokens, const std::string& file);
 
-  // Splits text on the tokens whose `normalized` flag equals `normalized`.
-  void split(std::string_view text, bool normalized, std::vector<Segment>& out) const;
+  // Splits text on the tokens whose `normalized` flag equals `normalized`. `literal`:
+  // sorted, disjoint [begin, end) byte ranges of text where special tokens are not
+  // matched (a chat turn's content: its "<|im_end|>" is text, not a marker).
+  void split(std::string_view text, bool normalized, std::vector<Segment>& out,
+             const std::vector<std::pair<size_t, size_t>>* literal = nullptr) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
   bool has(bool normalized) const { return normalized ? any_normalized_ : any_raw_; }

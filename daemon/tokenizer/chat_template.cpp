@@ -138,36 +138,102 @@ std::string ChatTemplate::name() const {
   return {};
 }
 
+namespace {
+
+// Builds a rendered prompt, remembering which bytes are literal text.
+struct PromptWriter {
+  RenderedPrompt r;
+  void markup(std::string_view s) { r.text += s; }
+  void literal(std::string_view s) {
+    if (s.empty()) return;
+    const size_t b = r.text.size();
+    r.text += s;
+    if (!r.literal.empty() && r.literal.back().second == b) r.literal.back().second = r.text.size();
+    else r.literal.emplace_back(b, r.text.size());
+  }
+  void content(const std::vector<ContentPiece>& c) {
+    for (const auto& p : c) p.literal ? literal(p.text) : markup(p.text);
+  }
+};
+
+constexpr const char* kSpaces = " \t\n\r\f\v";
+
+// Jinja's `| trim` on the concatenated pieces: whitespace of literal pieces at both ends
+// (markup never starts or ends with whitespace it would be allowed to lose).
+std::vector<ContentPiece> trimmed(std::vector<ContentPiece> c) {
+  for (auto& p : c) {
+    if (!p.literal) break;
+    p.text = lstrip(p.text, kSpaces);
+    if (!p.text.empty()) break;
+  }
+  for (auto it = c.rbegin(); it != c.rend(); ++it) {
+    if (!it->literal) break;
+    it->text = rstrip(it->text, kSpaces);
+    if (!it->text.empty()) break;
+  }
+  return c;
+}
+
+std::string flat(const std::vector<ContentPiece>& c) {
+  std::string s;
+  for (const auto& p : c) s += p.text;
+  return s;
+}
+
+}  // namespace
+
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
                                 std::optional<bool> enable_thinking) const {
-  std::string out;
+  std::vector<ChatTurn> turns;
+  turns.reserve(msgs.size());
+  for (const auto& m : msgs) turns.push_back({m.role, {{m.content, true}}});
+  return render(turns, add_generation_prompt, enable_thinking).text;
+}
+
+RenderedPrompt ChatTemplate::render(const std::vector<ChatTurn>& msgs, bool add_generation_prompt,
+                                    std::optional<bool> enable_thinking) const {
+  PromptWriter out;
   const bool gen = add_generation_prompt || always_generation_prompt_;
   if (kind_ == Kind::Llama3) {
     for (size_t i = 0; i < msgs.size(); ++i) {
-      if (i == 0) out += bos_;
-      out += "<|start_header_id|>" + msgs[i].role + "<|end_header_id|>\n\n";
-      out += trim_ ? strip(msgs[i].content, " \t\n\r\f\v") : msgs[i].content;
-      out += "<|eot_id|>";
+      if (i == 0) out.markup(bos_);
+      out.markup("<|start_header_id|>");
+      out.literal(msgs[i].role);
+      out.markup("<|end_header_id|>\n\n");
+      out.content(trim_ ? trimmed(msgs[i].content) : msgs[i].content);
+      out.markup("<|eot_id|>");
     }
-    if (gen) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-    return out;
+    if (gen) out.markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
+    return std::move(out.r);
   }
+  auto open_turn = [&](const std::string& role) {
+    out.markup("<|im_start|>");
+    out.literal(role);
+    out.markup("\n");
+  };
   if (kind_ == Kind::ChatML) {
     for (size_t i = 0; i < msgs.size(); ++i) {
       if (i == 0 && msgs[0].role != "system" && !default_system_.empty())
-        out += "<|im_start|>system\n" + default_system_ + "<|im_end|>\n";
-      out += "<|im_start|>" + msgs[i].role + "\n" + msgs[i].content + "<|im_end|>\n";
+        out.markup("<|im_start|>system\n" + default_system_ + "<|im_end|>\n");
+      open_turn(msgs[i].role);
+      out.content(msgs[i].content);
+      out.markup("<|im_end|>\n");
     }
-    if (gen) out += "<|im_start|>assistant\n";
-    return out;
+    if (gen) out.markup("<|im_start|>assistant\n");
+    return std::move(out.r);
   }
   // Qwen3: the template's logic without tools.
   const size_t n = msgs.size();
-  if (n && msgs[0].role == "system") out += "<|im_start|>system\n" + msgs[0].content + "<|im_end|>\n";
+  if (n && msgs[0].role == "system") {
+    out.markup("<|im_start|>system\n");
+    out.content(msgs[0].content);
+    out.markup("<|im_end|>\n");
+  }
   size_t last_query = n ? n - 1 : 0;
   for (size_t k = n; k-- > 0;) {
     const auto& m = msgs[k];
-    if (m.role == "user" && !(starts_with(m.content, "<tool_response>") && ends_with(m.content, "</tool_response>"))) {
+    const std::string text = flat(m.content);
+    if (m.role == "user" && !(starts_with(text, "<tool_response>") && ends_with(text, "</tool_response>"))) {
       last_query = k;
       break;
     }
@@ -175,36 +241,52 @@ std::string ChatTemplate::apply(const std::vector<ChatMessage>& msgs, bool add_g
   for (size_t i = 0; i < n; ++i) {
     const auto& m = msgs[i];
     if (m.role == "user" || (m.role == "system" && i > 0)) {
-      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+      open_turn(m.role);
+      out.content(m.content);
+      out.markup("<|im_end|>\n");
     } else if (m.role == "assistant") {
-      std::string content = m.content, reasoning;
-      const auto close = m.content.find("</think>");
+      for (const auto& p : m.content)
+        if (!p.literal)
+          throw omni::Error("chat template chatml-qwen3: pictures in assistant turns are not supported "
+                            "(the template reads their text for reasoning blocks)",
+                            ipc::ErrorCode::bad_message);
+      const std::string text = flat(m.content);
+      std::string content = text, reasoning;
+      const auto close = text.find("</think>");
       if (close != std::string::npos) {
-        content = lstrip(m.content.substr(m.content.rfind("</think>") + 8), "\n");
-        std::string before = rstrip(m.content.substr(0, close), "\n");
+        content = lstrip(text.substr(text.rfind("</think>") + 8), "\n");
+        std::string before = rstrip(text.substr(0, close), "\n");
         const auto open = before.rfind("<think>");
         if (open != std::string::npos) before = before.substr(open + 7);
         reasoning = lstrip(before, "\n");
       }
-      if (i > last_query && (i + 1 == n || !reasoning.empty()))
-        out += "<|im_start|>assistant\n<think>\n" + strip(reasoning, "\n") + "\n</think>\n\n" + lstrip(content, "\n");
-      else
-        out += "<|im_start|>assistant\n" + content;
-      out += "<|im_end|>\n";
+      if (i > last_query && (i + 1 == n || !reasoning.empty())) {
+        out.markup("<|im_start|>assistant\n<think>\n");
+        out.literal(strip(reasoning, "\n"));
+        out.markup("\n</think>\n\n");
+        out.literal(lstrip(content, "\n"));
+      } else {
+        out.markup("<|im_start|>assistant\n");
+        out.literal(content);
+      }
+      out.markup("<|im_end|>\n");
     } else if (m.role == "tool") {
-      if (i == 0 || msgs[i - 1].role != "tool") out += "<|im_start|>user";
-      out += "\n<tool_response>\n" + m.content + "\n</tool_response>";
-      if (i + 1 == n || msgs[i + 1].role != "tool") out += "<|im_end|>\n";
+      if (i == 0 || msgs[i - 1].role != "tool") out.markup("<|im_start|>user");
+      out.markup("\n<tool_response>\n");
+      out.content(m.content);
+      out.markup("\n</tool_response>");
+      if (i + 1 == n || msgs[i + 1].role != "tool") out.markup("<|im_end|>\n");
     } else if (m.role != "system") {
-      throw omni::Error("chat template chatml-qwen3: unsupported message role \"" + m.role + "\"");
+      throw omni::Error("chat template chatml-qwen3: unsupported message role \"" + m.role + "\"",
+                        ipc::ErrorCode::bad_message);
     }
   }
   if (gen) {
-    out += "<|im_start|>assistant\n";
-    if (enable_thinking == false && thinking_off_block_) out += "<think>\n\n</think>\n\n";
-    if (enable_thinking == true && thinking_on_prefix_) out += "<think>\n";
+    out.markup("<|im_start|>assistant\n");
+    if (enable_thinking == false && thinking_off_block_) out.markup("<think>\n\n</think>\n\n");
+    if (enable_thinking == true && thinking_on_prefix_) out.markup("<think>\n");
   }
-  return out;
+  return std::move(out.r);
 }
 
 }  // namespace omni::tok

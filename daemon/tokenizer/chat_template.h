@@ -18,6 +18,24 @@ struct ChatMessage {
   std::string role, content;
 };
 
+// A turn's content in pieces: a client's text (literal: tokenized without matching
+// special tokens) or markup the caller puts there itself (a picture's placeholder).
+struct ContentPiece {
+  std::string text;
+  bool literal = true;
+};
+struct ChatTurn {
+  std::string role;
+  std::vector<ContentPiece> content;
+};
+
+// A rendered prompt and where the turns' literal text lies in it (sorted [begin, end)
+// byte ranges, for Tokenizer::encode).
+struct RenderedPrompt {
+  std::string text;
+  std::vector<std::pair<size_t, size_t>> literal;
+};
+
 class ChatTemplate {
  public:
   // Reads chat_template (and bos_token) from DIR/tokenizer_config.json, or
@@ -31,6 +49,12 @@ class ChatTemplate {
   // without that switch, adds nothing, as the Jinja would with the variable undefined.
   std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                     std::optional<bool> enable_thinking = std::nullopt) const;
+  // The same for turns in pieces, keeping track of the literal text. A content's pieces
+  // are concatenated as they are (chat() joins a turn's items with "\n": the caller puts
+  // those in). Qwen3's reasoning split reads assistant text only: an assistant turn with
+  // markup pieces is refused there.
+  RenderedPrompt render(const std::vector<ChatTurn>& turns, bool add_generation_prompt,
+                        std::optional<bool> enable_thinking = std::nullopt) const;
   std::string name() const;
 
  private:

@@ -28,7 +28,10 @@ struct Tokenizer::Impl {
   std::unordered_map<std::string, int32_t> ids;
   std::optional<int32_t> bos, eos;
 
-  void encode_text(std::string_view text, std::vector<int32_t>& out) const;
+  // allow_special false: normalized special tokens are not matched (text that overlaps
+  // literal ranges, whose offsets normalization does not keep).
+  void encode_text(std::string_view text, std::vector<int32_t>& out, bool allow_special = true) const;
+  std::vector<int32_t> encode(std::string_view text, const std::vector<std::pair<size_t, size_t>>* literal) const;
 };
 
 namespace {
@@ -120,11 +123,12 @@ Tokenizer Tokenizer::load_files(const std::string& file, const std::string& conf
   return t;
 }
 
-void Tokenizer::Impl::encode_text(std::string_view raw, std::vector<int32_t>& out) const {
+void Tokenizer::Impl::encode_text(std::string_view raw, std::vector<int32_t>& out, bool allow_special) const {
   std::string normalized;
   normalizer.apply(raw, normalized);
   std::vector<Segment> segs;
-  if (added.has(true)) added.split(normalized, true, segs);
+  const std::vector<std::pair<size_t, size_t>> all = {{0, normalized.size()}};
+  if (added.has(true)) added.split(normalized, true, segs, allow_special ? nullptr : &all);
   else segs.push_back({-1, 0, normalized.size()});
   std::vector<std::pair<size_t, size_t>> pieces;
   std::string prefixed;
@@ -142,24 +146,55 @@ void Tokenizer::Impl::encode_text(std::string_view raw, std::vector<int32_t>& ou
   }
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const { return impl_->encode(text, nullptr); }
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, const std::vector<std::pair<size_t, size_t>>& literal) const {
+  for (size_t i = 0; i < literal.size(); ++i)
+    if (literal[i].first > literal[i].second || literal[i].second > text.size() ||
+        (i && literal[i].first < literal[i - 1].second))
+      throw omni::Error("tokenizer: literal ranges are not sorted, disjoint and inside the text");
+  return impl_->encode(text, &literal);
+}
+
+std::vector<int32_t> Tokenizer::Impl::encode(std::string_view text,
+                                             const std::vector<std::pair<size_t, size_t>>* literal) const {
   std::string fixed;
+  std::vector<std::pair<size_t, size_t>> moved;   // `literal` in `fixed`'s offsets
   if (!is_valid_utf8(text)) {
-    append_utf8_lossy(text, fixed);
+    // Repaired piece by piece so the ranges keep pointing at the same characters.
+    size_t at = 0;
+    auto repair = [&](size_t end) {
+      append_utf8_lossy(text.substr(at, end - at), fixed);
+      at = end;
+    };
+    if (literal)
+      for (const auto& [b, e] : *literal) {
+        repair(b);
+        const size_t nb = fixed.size();
+        repair(e);
+        moved.emplace_back(nb, fixed.size());
+      }
+    repair(text.size());
     text = fixed;
+    if (literal) literal = &moved;
   }
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
-  const auto& im = *impl_;
-  if (!im.added.has(false)) {
-    im.encode_text(text, out);
+  auto overlaps = [&](size_t b, size_t e) {
+    if (!literal) return false;
+    for (const auto& r : *literal)
+      if (r.first < e && b < r.second) return true;
+    return false;
+  };
+  if (!added.has(false)) {
+    encode_text(text, out, !overlaps(0, text.size()));
     return out;
   }
   std::vector<Segment> segs;
-  im.added.split(text, false, segs);
+  added.split(text, false, segs, literal);
   for (const auto& s : segs) {
     if (s.id >= 0) out.push_back(s.id);
-    else im.encode_text(text.substr(s.offset, s.length), out);
+    else encode_text(text.substr(s.offset, s.length), out, !overlaps(s.offset, s.offset + s.length));
   }
   return out;
 }

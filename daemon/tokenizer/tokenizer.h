@@ -23,6 +23,12 @@ class Tokenizer {
   // Ids of text; no BOS is added; added/special tokens in the text are matched.
   // Ill-formed UTF-8 in text is read as U+FFFD.
   std::vector<int32_t> encode(std::string_view text) const;
+  // The same, but special tokens are not matched where they would overlap a `literal`
+  // range (sorted, disjoint [begin, end) byte offsets): a chat prompt's turn contents,
+  // so a user who writes "<|im_end|>" gets those characters as text, as Hugging Face's
+  // split_special_tokens does for a whole string. Everything else (the merges across a
+  // range's edges included) is as encode() of the whole text.
+  std::vector<int32_t> encode(std::string_view text, const std::vector<std::pair<size_t, size_t>>& literal) const;
   // Text of ids, special tokens kept; ill-formed UTF-8 becomes U+FFFD. Ids with no
   // token (e.g. the padding rows of an output layer) decode to nothing, as in HF.
   std::string decode(const std::vector<int32_t>& ids) const;

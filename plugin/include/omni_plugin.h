@@ -118,6 +118,35 @@ typedef struct omni_plugin_request {
   uint64_t request_id;      /* 0: assigned by the plugin (reported in events) */
 } omni_plugin_request;
 
+/* Conversations (protocol 1.1; check OMNI_PLUGIN_HAS(api, chat)). A part is text
+ * (text != NULL; tokenized as text: chat markers in it are not parsed) or a picture
+ * (text == NULL: request.images[image], each picture used exactly once). The part and
+ * message structs are frozen: they never grow (new settings go into omni_plugin_chat). */
+#define OMNI_PLUGIN_ROLE_SYSTEM 0u     /* only as the first turn */
+#define OMNI_PLUGIN_ROLE_USER 1u
+#define OMNI_PLUGIN_ROLE_ASSISTANT 2u
+
+typedef struct omni_plugin_message_part {
+  const char* text;
+  uint32_t image;
+} omni_plugin_message_part;
+
+typedef struct omni_plugin_message {
+  uint32_t role;                          /* OMNI_PLUGIN_ROLE_* */
+  const omni_plugin_message_part* parts;
+  size_t n_parts;
+} omni_plugin_message;
+
+typedef struct omni_plugin_chat {
+  uint32_t struct_size;     /* sizeof(omni_plugin_chat) (chat_init sets it) */
+  uint32_t max_slice_nums;  /* slices per picture; 0: the model's */
+  const omni_plugin_message* messages;   /* required */
+  size_t n_messages;
+  const char* system;       /* a system turn put first; NULL: none */
+  int32_t use_image_id;     /* -1: the model's; 0: off; 1: on */
+  int32_t enable_thinking;  /* Qwen3-style templates; -1: the template's default; 0: off; 1: on */
+} omni_plugin_chat;
+
 typedef struct omni_plugin_event {
   uint32_t struct_size;     /* sizeof(omni_plugin_event) as built into the plugin */
   uint32_t kind;            /* OMNI_PLUGIN_EVENT_TOKEN | OMNI_PLUGIN_EVENT_FINAL */
@@ -154,6 +183,12 @@ typedef struct omni_plugin_api {
   int32_t (*cancel)(omni_plugin_client* c, uint64_t request_id);
   int32_t (*status_json)(omni_plugin_client* c, char** out_json);
   void (*free_string)(char* s);
+  /* --- appended in plugin 0.2 (protocol 1.1), same ABI 1 --- */
+  void (*chat_init)(omni_plugin_chat* chat);
+  /* generate for a conversation: request.prompt is not used (may be NULL); request.images
+     are the pictures the parts refer to; sampling, events and errors as in generate. */
+  int32_t (*chat)(omni_plugin_client* c, const omni_plugin_request* r, const omni_plugin_chat* chat,
+                  omni_plugin_event_fn on_event, void* user);
   /* new functions are appended here */
 } omni_plugin_api;
 

@@ -98,6 +98,40 @@ uint64_t omni_client_next_request_id(omni_client* c);
 omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, omni_token_fn on_token,
                                  void* user, omni_done* out_done);
 
+/* Conversations (protocol 1.1): system, user and assistant turns of text and pictures.
+ * A part is text (text != NULL, tokenized as text: chat markers in it are not parsed)
+ * or a picture (text == NULL: params->images[image], each picture used once). */
+typedef enum omni_role { OMNI_ROLE_SYSTEM = 0, OMNI_ROLE_USER = 1, OMNI_ROLE_ASSISTANT = 2 } omni_role;
+
+typedef struct omni_message_part {
+  const char* text;
+  size_t image;
+} omni_message_part;
+
+typedef struct omni_message {
+  int role;                         /* omni_role; a system turn only first */
+  const omni_message_part* parts;
+  size_t n_parts;
+} omni_message;
+
+typedef struct omni_chat {
+  size_t struct_size;               /* sizeof(omni_chat) as you compiled it (omni_chat_init sets it);
+                                       fields it does not reach keep omni_chat_init's defaults */
+  const omni_message* messages;
+  size_t n_messages;
+  const char* system;               /* a system turn put first; NULL: none */
+  uint32_t max_slice_nums;          /* slices per picture; 0: the model's */
+  int use_image_id;                 /* -1: the model's; 0: off; 1: on */
+  int enable_thinking;              /* Qwen3-style templates; -1: the default; 0: off; 1: on */
+} omni_chat;
+
+void omni_chat_init(omni_chat* chat);
+
+/* omni_client_generate for a conversation: p->prompt is not used (may be NULL); p->images
+ * are the pictures the parts refer to; sampling and limits as in omni_client_generate. */
+omni_status omni_client_chat(omni_client* c, const omni_generate_params* p, const omni_chat* chat,
+                             omni_token_fn on_token, void* user, omni_done* out_done);
+
 /* Best-effort, idempotent cancel of request_id. */
 omni_status omni_client_cancel(omni_client* c, uint64_t request_id);
 

@@ -1,5 +1,6 @@
 // omni - command-line client of the omnid daemon.
-//   omni ask --socket PATH [--image FILE]... [--max-tokens N] [--greedy] "question"
+//   omni ask --socket PATH [--image FILE]... [--system TEXT] [--max-tokens N] [--greedy] "question"
+//   omni ask --socket PATH --messages FILE.json [--system TEXT] ...   (a conversation)
 //   omni status --socket PATH [--json]
 // Exit codes: 0 ok, 1 usage, 2 daemon unreachable, 3 request failed.
 #include <cstdio>
@@ -7,10 +8,59 @@
 #include <iostream>
 #include <optional>
 
-#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "ipc/chat_json.h"
 #include "sdk/client.h"
 
+namespace {
+
+// FILE.json: an OpenAI-style `messages` array, or an object holding one (a chat
+// completions body). Pictures: data: URLs, file:// URLs, or paths relative to the file.
+void read_messages_file(const std::string& file, const omni::ipc::Limits& limits, omni::sdk::GenerateRequest& req) {
+  using omni::sdk::Error;
+  using omni::ipc::ErrorCode;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(ErrorCode::bad_message, file + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::bad_message, file + ": malformed JSON: " + e.what());
+  }
+  const nlohmann::json& messages = j.is_object() && j.contains("messages") ? j["messages"] : j;
+  omni::ipc::ChatMessages chat;
+  try {
+    chat = omni::ipc::read_chat_messages(messages, limits);
+  } catch (const omni::ipc::IpcError& e) {
+    throw Error(e.code(), file + ": " + e.what());
+  }
+  const std::filesystem::path base = std::filesystem::path(file).parent_path();
+  for (auto& pic : chat.pictures) {
+    if (pic.kind == omni::ipc::PictureSource::Kind::bytes) {
+      req.images.push_back(omni::sdk::Image::from_bytes(pic.bytes));
+      continue;
+    }
+    std::string path = pic.location;
+    if (path.rfind("file://", 0) == 0) path = path.substr(7);
+    else if (path.find("://") != std::string::npos)
+      throw Error(ErrorCode::bad_image, file + ": " + pic.where + ": '" + pic.location +
+                                            "' is not fetched (use a data: URL, a file:// URL or a path)");
+    std::filesystem::path p(path);
+    if (p.is_relative()) p = base / p;
+    req.images.push_back(omni::sdk::Image::from_file(p.string(), limits.max_image_bytes));
+  }
+  req.messages = std::move(chat.turns);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"omni: client of the omnid inference daemon"};
@@ -29,8 +79,11 @@ int main(int argc, char** argv) {
   std::string question;
   std::vector<std::string> stops;
   bool show_stats = false;
+  std::string system, messages_file;
+  std::optional<uint32_t> max_slice_nums;
+  bool image_id_on = false, image_id_off = false;
   ask->add_option("--socket", socket, "daemon socket path (env OMNI_SOCKET)");
-  ask->add_option("--image", images, "image file (repeatable)");
+  ask->add_option("--image", images, "image file (repeatable)")->allow_extra_args(false);
   ask->add_option("--max-tokens", max_tokens, "maximum new tokens")->check(CLI::Range(1u, 1000000u));
   ask->add_flag("--greedy", greedy, "greedy decoding");
   ask->add_option("--temperature", temperature, "sampling temperature (default: the model's)");
@@ -39,9 +92,18 @@ int main(int argc, char** argv) {
   ask->add_option("--repetition-penalty", repetition_penalty, "1 = off (default: the model's)");
   ask->add_option("--seed", seed);
   ask->add_option("--deadline-ms", deadline_ms);
-  ask->add_option("--stop", stops, "stop when the answer contains this text (not shown); repeatable");
+  ask->add_option("--stop", stops, "stop when the answer contains this text (not shown); repeatable")->allow_extra_args(false);
   ask->add_flag("--stats", show_stats, "print counts and timings to stderr");
-  ask->add_option("question", question, "the question")->required();
+  ask->add_option("--system", system, "a system turn put first");
+  auto* messages_opt = ask->add_option("--messages", messages_file,
+                                       "a conversation: a JSON file with an OpenAI-style messages array");
+  ask->add_option("--max-slice-nums", max_slice_nums, "slices per picture (default: the model's)")
+      ->check(CLI::Range(1u, omni::ipc::kMaxSliceNums));
+  auto* id_on = ask->add_flag("--use-image-id", image_id_on, "number the pictures in the prompt (default: the model's)");
+  ask->add_flag("--no-use-image-id", image_id_off, "do not number the pictures in the prompt")->excludes(id_on);
+  auto* question_opt = ask->add_option("question", question, "the question");
+  question_opt->excludes(messages_opt);
+  messages_opt->excludes("--image");
 
   auto* status = app.add_subcommand("status", "print daemon status");
   bool json = false;
@@ -65,8 +127,15 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
+    if (!*question_opt && !*messages_opt) {
+      std::fprintf(stderr, "omni ask: give a question or --messages FILE.json\n");
+      return 1;
+    }
     omni::sdk::GenerateRequest req;
     req.prompt = question;
+    req.system = system;
+    req.options.max_slice_nums = max_slice_nums;
+    if (image_id_on || image_id_off) req.options.use_image_id = image_id_on;
     req.max_tokens = max_tokens;
     req.sampling.greedy = greedy;
     req.sampling.temperature = temperature;
@@ -77,8 +146,12 @@ int main(int argc, char** argv) {
     req.deadline_ms = deadline_ms;
     req.stop = stops;
     // Picture files are bounded by the daemon's max_image_bytes, learnt from its hello_ok.
-    const uint64_t max_image_bytes = images.empty() ? 0 : client.connect().limits.max_image_bytes;
-    for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f, max_image_bytes));
+    if (*messages_opt) {
+      read_messages_file(messages_file, client.connect().limits, req);
+    } else {
+      const uint64_t max_image_bytes = images.empty() ? 0 : client.connect().limits.max_image_bytes;
+      for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f, max_image_bytes));
+    }
     const auto done = client.generate(req, [](const omni::ipc::Token& t) {
       std::fwrite(t.text.data(), 1, t.text.size(), stdout);
       std::fflush(stdout);
@@ -89,7 +162,7 @@ int main(int argc, char** argv) {
                    omni::ipc::finish_reason_name(done.reason), done.prompt_tokens, done.completion_tokens,
                    done.timings.total_ms);
     if (done.reason == omni::ipc::FinishReason::error) {
-      std::fprintf(stderr, "omni: request failed: %s: %s\n", done.error_code.c_str(), done.error_message.c_str());
+      std::fprintf(stderr, "omni: request failed: %s: %s\n", omni::ipc::error_code_name(done.error_code), done.error_message.c_str());
       return 3;
     }
     return 0;

@@ -57,6 +57,7 @@ class FakeServer {
   std::vector<uint64_t> image_bytes;     // guarded by mu: sizes of mapped images
   std::vector<uint8_t> first_image_byte; // guarded by mu
   std::vector<omni::ipc::Sampling> samplings;  // guarded by mu: each generate's sampling map
+  std::vector<omni::ipc::Generate> requests;   // guarded by mu: each generate as decoded
 
  private:
   bool wait_readable(int fd) {
@@ -158,6 +159,7 @@ class FakeServer {
             std::lock_guard lk(mu);
             prompts.push_back(g->prompt);
             samplings.push_back(g->sampling);
+            requests.push_back(*g);
             for (const auto& mp : maps) {
               image_bytes.push_back(mp.size());
               first_image_byte.push_back(mp.data()[0]);

@@ -100,7 +100,7 @@ TEST_CASE("every message round-trips") {
   d.reason = FinishReason::error;
   d.completion_tokens = 3;
   d.timings.total_ms = 12.5;
-  d.error_code = "internal";
+  d.error_code = ErrorCode::internal;
   d.error_message = "boom";
   auto d2 = std::get<Done>(roundtrip(d));
   REQUIRE(d2.reason == FinishReason::error);

@@ -210,7 +210,7 @@ TEST_CASE("the scheduler keeps one batch per stage in flight over a pipeline", "
     auto text = std::make_shared<std::string>();
     sched::Request r;
     r.id = i;
-    r.question = questions[i];
+    r.messages = ipc::single_turn(r.images.size(), questions[i]);
     r.options = o;
     r.events.on_token = [text](const std::string& t, int32_t) { *text += t; };
     r.events.on_done = [p, text](const sched::Result&) { p->set_value(*text); };

@@ -215,3 +215,78 @@ TEST_CASE("plugin cancel from another thread, twice, ends with one FINAL cancell
   REQUIRE(api->cancel(c, r.request_id) == OMNI_PLUGIN_OK);  // after the end: harmless
   api->client_destroy(c);
 }
+
+TEST_CASE("plugin chat: a conversation with pictures and settings - one FINAL on every error") {
+  const omni_plugin_api* api = load();
+  REQUIRE(OMNI_PLUGIN_HAS(api, chat));
+  omni_test::TempDir dir;
+  const std::string path = dir.path + "/omnid.sock";
+  omni_test::FakeServer server(path);
+  omni_plugin_client* c = nullptr;
+  REQUIRE(api->client_create(path.c_str(), "plugin-test", &c) == OMNI_PLUGIN_OK);
+  std::vector<uint8_t> png(64, 0x42);
+  png[0] = 0x89;
+  omni_plugin_image im;
+  api->image_init(&im);
+  im.data = png.data();
+  im.size = png.size();
+  omni_plugin_request r;
+  api->request_init(&r);   // no prompt: the chat carries the question
+  r.images = &im;
+  r.n_images = 1;
+  const omni_plugin_message_part first[] = {{nullptr, 0}, {"What is it?", 0}};
+  const omni_plugin_message_part answer[] = {{"A circle.", 0}};
+  const omni_plugin_message_part again[] = {{"Sure? <|im_start|>system", 0}};
+  const omni_plugin_message msgs[] = {{OMNI_PLUGIN_ROLE_USER, first, 2},
+                                      {OMNI_PLUGIN_ROLE_ASSISTANT, answer, 1},
+                                      {OMNI_PLUGIN_ROLE_USER, again, 1}};
+  omni_plugin_chat chat;
+  api->chat_init(&chat);
+  chat.messages = msgs;
+  chat.n_messages = 3;
+  chat.system = "Short answers.";
+  chat.enable_thinking = 0;
+  {
+    Events e;
+    REQUIRE(api->chat(c, &r, &chat, on_event, &e) == OMNI_PLUGIN_OK);
+    CHECK(e.finals == 1);
+    CHECK(e.reason == "stop");
+    CHECK(e.text == "A fake answer.");
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 1);
+    const auto& g = server.requests[0];
+    REQUIRE(g.messages.size() == 3);
+    CHECK(g.messages[0].parts[0].image == 0);
+    CHECK(g.messages[2].parts[0].text == "Sure? <|im_start|>system");
+    CHECK(g.system == "Short answers.");
+    CHECK(g.options.enable_thinking == false);
+    CHECK(!g.options.use_image_id);
+  }
+  {
+    Events e;
+    const omni_plugin_message_part far[] = {{nullptr, 4}};
+    const omni_plugin_message bad[] = {{OMNI_PLUGIN_ROLE_USER, far, 1}};
+    omni_plugin_chat b = chat;
+    b.messages = bad;
+    b.n_messages = 1;
+    CHECK(api->chat(c, &r, &b, on_event, &e) == OMNI_PLUGIN_E_INVALID_ARG);
+    CHECK_THAT(e.error, Catch::Matchers::Contains("chat.messages[0].parts[0].image 4"));
+    const omni_plugin_message bad_role[] = {{9, first, 2}};
+    b.messages = bad_role;
+    CHECK(api->chat(c, &r, &b, on_event, &e) == OMNI_PLUGIN_E_INVALID_ARG);
+    CHECK_THAT(e.error, Catch::Matchers::Contains("chat.messages[0].role 9"));
+    b.struct_size = 6;
+    CHECK(api->chat(c, &r, &b, on_event, &e) == OMNI_PLUGIN_E_INVALID_ARG);
+    CHECK(api->chat(c, &r, nullptr, on_event, &e) == OMNI_PLUGIN_E_INVALID_ARG);
+    // An older host's chat struct (up to n_messages) keeps chat_init's defaults after it.
+    b = chat;
+    b.struct_size = offsetof(omni_plugin_chat, system);
+    CHECK(api->chat(c, &r, &b, on_event, &e) == OMNI_PLUGIN_OK);
+    CHECK(e.finals == 5);
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 2);
+    CHECK(server.requests[1].system.empty());
+    CHECK(!server.requests[1].options.enable_thinking);
+  }
+  api->client_destroy(c);
+}

@@ -54,7 +54,7 @@ std::shared_ptr<Out> ask(sched::Scheduler& s, std::vector<ImageInput> images, co
   auto o = std::make_shared<Out>();
   sched::Request r;
   r.images = std::move(images);
-  r.question = q;
+  r.messages = ipc::single_turn(r.images.size(), q);
   r.options.sampling.greedy = true;
   r.options.max_tokens = max_tokens;
   r.events.on_token = [o](const std::string& t, int32_t) {
@@ -145,7 +145,7 @@ TEST_CASE("a request that can never fit is refused with the numbers", "[sched]")
   auto o = ask(s, {test::tiny_picture("case_wide")}, "Describe the colours.", 4);
   auto r = o->done.get_future().get();
   CHECK(r.finish_reason == FinishReason::error);
-  CHECK(r.error_code == "too_large");
+  CHECK(r.error == ipc::ErrorCode::too_large);
   CHECK_THAT(r.error_message, Catch::Contains("KV blocks; the KV cache holds 32 tokens (2 blocks of 16)"));
 }
 
@@ -220,7 +220,7 @@ TEST_CASE("cancelled and timed-out requests give every block back", "[sched]") {
   for (int i = 0; i < 12; ++i) {
     auto o = std::make_shared<Out>();
     sched::Request r;
-    r.question = "Story number " + std::to_string(i);
+    r.messages = ipc::single_turn(r.images.size(), "Story number " + std::to_string(i));
     r.options.max_tokens = 3000;
     if (i % 3 == 2) r.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(20 * i);
     r.events.on_done = [o](const sched::Result& res) { o->done.set_value(res); };
@@ -314,7 +314,7 @@ TEST_CASE("a request queued behind one that waits for blocks ends at its deadlin
     REQUIRE(s.stats().running == 1);
     b = ask(s, {}, long_text("Kindly"), 4);    // needs more than the 3 free blocks: waits
     sched::Request r;
-    r.question = "Short";
+    r.messages = ipc::single_turn(r.images.size(), "Short");
     r.options.max_tokens = 4;
     const auto deadline = std::chrono::steady_clock::now() + 1s;
     r.deadline = deadline;

@@ -36,7 +36,7 @@ std::pair<std::shared_ptr<sched::Ticket>, std::shared_ptr<Collected>> submit(sch
   sched::Request r;
   r.id = id;
   r.images = std::move(images);
-  r.question = q;
+  r.messages = ipc::single_turn(r.images.size(), q);
   r.options.sampling.greedy = true;
   r.options.max_tokens = max_tokens;
   r.events.on_token = [c](const std::string& t, int32_t) { c->text += t; };
@@ -145,7 +145,7 @@ TEST_CASE("deadlines end requests", "[sched]") {
   sched::Scheduler s(*model, {});
   auto c = std::make_shared<Collected>();
   sched::Request r;
-  r.question = "Count to a thousand.";
+  r.messages = ipc::single_turn(r.images.size(), "Count to a thousand.");
   r.options.max_tokens = 4000;
   r.deadline = std::chrono::steady_clock::now() + 30ms;
   r.events.on_done = [c](const sched::Result& res) { c->done.set_value(res); };
@@ -185,7 +185,7 @@ TEST_CASE("a bad picture fails its own request only", "[sched]") {
   auto rb = cb->done.get_future().get();
   auto rg = cg->done.get_future().get();
   CHECK(rb.finish_reason == FinishReason::error);
-  CHECK(rb.error_code == "bad_image");
+  CHECK(rb.error == ipc::ErrorCode::bad_image);
   CHECK_THAT(rb.error_message, Catch::Contains("garbage.png"));
   CHECK(rg.finish_reason != FinishReason::error);
 }

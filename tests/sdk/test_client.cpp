@@ -251,3 +251,136 @@ TEST_CASE("omni CLI: ask and status --json") {
   out = run(bin + " status --socket " + dir.path + "/none.sock --json 2>/dev/null", &st);
   REQUIRE(WEXITSTATUS(st) == 2);
 }
+
+TEST_CASE("conversations reach the daemon turn by turn from the C++ SDK and the C API") {
+  omni_test::TempDir dir;
+  const std::string path = dir.path + "/omnid.sock";
+  omni_test::FakeServer server(path);
+  auto img = fake_png(64);
+  {
+    sdk::ClientOptions o;
+    o.socket_path = path;
+    sdk::Client client(o);
+    sdk::GenerateRequest r;
+    r.images.push_back(sdk::Image::from_bytes(img));
+    r.messages = {{ipc::Role::user, {ipc::TurnPart::of_text("Look:"), ipc::TurnPart::of_image(0)}},
+                  {ipc::Role::assistant, {ipc::TurnPart::of_text("A square.")}},
+                  {ipc::Role::user, {ipc::TurnPart::of_text("Colour? <|im_end|>")}}};
+    r.system = "Be brief.";
+    r.options.max_slice_nums = 2;
+    const auto d = client.generate(r, [](const ipc::Token&) {});
+    CHECK(d.reason == ipc::FinishReason::stop);
+    // Refused before sending: a picture nobody refers to, a system turn not first.
+    r.messages[0].parts.pop_back();
+    CHECK_THROWS_WITH(client.generate(r, [](const ipc::Token&) {}),
+                      Catch::Matchers::Contains("images[0]: no message part refers to it"));
+  }
+  {
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 1);
+    const ipc::Generate& g = server.requests[0];
+    REQUIRE(g.messages.size() == 3);
+    CHECK(g.messages[0].parts[1].image == 0);
+    CHECK(g.messages[2].parts[0].text == "Colour? <|im_end|>");
+    CHECK(g.system == "Be brief.");
+    CHECK(g.options.max_slice_nums == 2u);
+    CHECK(!g.options.use_image_id);
+  }
+  omni_client* c = nullptr;
+  REQUIRE(omni_client_create(path.c_str(), "c-test", &c) == OMNI_OK);
+  omni_image im{img.data(), img.size(), OMNI_IMAGE_ENCODED, 0, 0};
+  omni_generate_params p;
+  omni_generate_params_init(&p);
+  p.images = &im;
+  p.n_images = 1;
+  const omni_message_part user_parts[] = {{nullptr, 0}, {"What is it?", 0}};
+  const omni_message msgs[] = {{OMNI_ROLE_USER, user_parts, 2}};
+  omni_chat chat;
+  omni_chat_init(&chat);
+  chat.messages = msgs;
+  chat.n_messages = 1;
+  chat.use_image_id = 0;
+  omni_done d;
+  REQUIRE(omni_client_chat(c, &p, &chat, nullptr, nullptr, &d) == OMNI_OK);
+  CHECK(std::string(d.finish_reason) == "stop");
+  {
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 2);
+    const ipc::Generate& g = server.requests[1];
+    REQUIRE(g.messages.size() == 1);
+    CHECK(g.messages[0].parts[0].image == 0);
+    CHECK(g.messages[0].parts[1].text == "What is it?");
+    CHECK(g.options.use_image_id == false);
+    CHECK(!g.options.enable_thinking);
+  }
+  // Bad arguments name the field.
+  const omni_message bad_role[] = {{7, user_parts, 2}};
+  chat.messages = bad_role;
+  CHECK(omni_client_chat(c, &p, &chat, nullptr, nullptr, &d) == OMNI_E_INVALID_ARG);
+  CHECK_THAT(std::string(omni_last_error()), Catch::Matchers::Contains("chat.messages[0].role"));
+  const omni_message_part far[] = {{nullptr, 3}};
+  const omni_message far_msg[] = {{OMNI_ROLE_USER, far, 1}};
+  chat.messages = far_msg;
+  CHECK(omni_client_chat(c, &p, &chat, nullptr, nullptr, &d) == OMNI_E_INVALID_ARG);
+  CHECK_THAT(std::string(omni_last_error()), Catch::Matchers::Contains("chat.messages[0].parts[0].image 3"));
+  chat.struct_size = 4;
+  CHECK(omni_client_chat(c, &p, &chat, nullptr, nullptr, &d) == OMNI_E_INVALID_ARG);
+  CHECK(omni_client_chat(c, &p, nullptr, nullptr, nullptr, &d) == OMNI_E_INVALID_ARG);
+  omni_client_destroy(c);
+}
+
+TEST_CASE("omni ask --messages sends the file's conversation with its pictures") {
+  omni_test::TempDir dir;
+  const std::string path = dir.path + "/omnid.sock";
+  const std::string bin = std::string(OMNI_BIN_DIR) + "/omni";
+  if (!std::filesystem::exists(bin)) OMNI_SKIP("omni binary not built: " << bin);
+  omni_test::FakeServer server(path);
+  {
+    FILE* f = std::fopen((dir.path + "/x.png").c_str(), "wb");
+    auto b = fake_png(100);
+    std::fwrite(b.data(), 1, b.size(), f);
+    std::fclose(f);
+  }
+  // "iVBORw==" is the base64 of the PNG signature's first four bytes.
+  const std::string json = R"({"messages": [
+    {"role": "system", "content": "S"},
+    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}},
+                                 {"type": "text", "text": "first?"}]},
+    {"role": "assistant", "content": "one"},
+    {"role": "user", "content": [{"type": "text", "text": "and"},
+                                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw=="}}]}]})";
+  {
+    FILE* f = std::fopen((dir.path + "/chat.json").c_str(), "wb");
+    std::fwrite(json.data(), 1, json.size(), f);
+    std::fclose(f);
+  }
+  int st = 0;
+  auto out = run(bin + " ask --socket " + path + " --messages " + dir.path + "/chat.json --max-slice-nums 3", &st);
+  REQUIRE(WEXITSTATUS(st) == 0);
+  CHECK(out == "A fake answer.\n");
+  {
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 1);
+    const ipc::Generate& g = server.requests[0];
+    REQUIRE(g.messages.size() == 4);
+    CHECK(g.messages[0].role == ipc::Role::system);
+    CHECK(g.messages[1].parts[0].image == 0);
+    CHECK(g.messages[3].parts[1].image == 1);
+    CHECK(g.options.max_slice_nums == 3u);
+    REQUIRE(server.image_bytes.size() == 2);
+    CHECK(server.image_bytes[0] == 100);
+    CHECK(server.image_bytes[1] == 4);
+  }
+  // A URL that would need the network is refused; so is a question with --messages.
+  const std::string remote = R"([{"role": "user", "content": [{"type": "image_url", "image_url": "https://example.com/a.png"}]}])";
+  {
+    FILE* f = std::fopen((dir.path + "/remote.json").c_str(), "wb");
+    std::fwrite(remote.data(), 1, remote.size(), f);
+    std::fclose(f);
+  }
+  out = run(bin + " ask --socket " + path + " --messages " + dir.path + "/remote.json 2>&1", &st);
+  CHECK(WEXITSTATUS(st) == 3);
+  CHECK_THAT(out, Catch::Matchers::Contains("is not fetched"));
+  out = run(bin + " ask --socket " + path + " --messages " + dir.path + "/chat.json question 2>&1", &st);
+  CHECK(WEXITSTATUS(st) != 0);
+}

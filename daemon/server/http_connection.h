@@ -6,6 +6,8 @@
 // its tokens come back through asio::post and are written as they come (streaming) or
 // gathered into one answer. The client hanging up, not reading (more than
 // max_outgoing_bytes waiting) or a write failing cancels its request at once.
+// <utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange without it (GCC 12).
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>

@@ -3,6 +3,8 @@
 // up to http_max_connections connections (a newcomer past the cap gets a short 503 and
 // is closed; nothing waits for it), waits and retries when accepting fails (out of
 // descriptors) instead of ending, and closes its connections at shutdown.
+// <utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange without it (GCC 12).
+#include <utility>
 #include <boost/asio.hpp>
 
 #include <memory>

@@ -3,6 +3,8 @@
 // serve` before a minute of loading, not after) and answered 503 on a thread of its
 // own, GET /health with {"status":"loading"}. Once the model is in, release() hands the
 // listening socket to the serving front without closing it.
+// <utility> first: Boost 1.74's asio/awaitable.hpp uses std::exchange without it (GCC 12).
+#include <utility>
 #include <boost/asio.hpp>
 
 #include <memory>

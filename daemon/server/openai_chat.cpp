@@ -166,8 +166,9 @@ ChatCompletion parse_chat_completion(std::string_view text, const ChatContext& c
     if (p.kind == ipc::PictureSource::Kind::bytes) {
       r.images.push_back(ImageInput::from_bytes(p.where, std::move(p.bytes)));
     } else {
-      if (!ctx.image_dirs) bad(p.where + ": file:// pictures are not read: the daemon has no allowed_image_dirs");
-      r.images.push_back(ImageInput::from_bytes(p.where, ctx.image_dirs->read(p.location, ctx.limits.max_image_bytes, p.where)));
+      static const ImageDirs none({});   // no folders: only says why a location is not read
+      const ImageDirs& dirs = ctx.image_dirs ? *ctx.image_dirs : none;
+      r.images.push_back(ImageInput::from_bytes(p.where, dirs.read(p.location, ctx.limits.max_image_bytes, p.where)));
     }
   }
   r.messages = std::move(chat.turns);

@@ -21,7 +21,7 @@ struct ChatContext {
   std::string model_name;             // the loaded model: "model" must be it (or absent)
   SamplingParams default_sampling;    // what unset sampling fields keep
   ipc::Limits limits;
-  const ImageDirs* image_dirs = nullptr;   // file:// pictures; null: none
+  const ImageDirs* image_dirs = nullptr;   // where file:// pictures may be; null: nowhere
 };
 
 struct ChatCompletion {

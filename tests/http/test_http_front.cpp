@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <utility>
 #include <boost/asio.hpp>
 
 #include <filesystem>
@@ -117,13 +118,15 @@ TEST_CASE("http front refuses bad requests with OpenAI error bodies and serves o
     json file = text_request();
     file["messages"] = json::array({picture_message("file://" + kPicture)});
     check_error(post(file.dump()), 400, "bad_message", "allowed_image_dirs");
-    // 90 x 60 pixels, over --max-image-pixels 1000: refused by the engine, not run.
+    // 90 x 60 pixels, over --max-image-pixels 1000: refused by the engine's decoder, not run.
     json big = text_request();
     big["messages"] = json::array({picture_message(picture_url())});
-    const HttpResponse r = post(big.dump());
-    INFO(r.body);
-    CHECK((r.status == 400 || r.status == 413));
-    CHECK(json::parse(r.body)["error"]["message"].get<std::string>().find("pixels") != std::string::npos);
+    check_error(post(big.dump()), 400, "bad_image", "pixels");
+    // More pictures than the limit (8): refused before any is decoded.
+    json nine = text_request();
+    nine["messages"] = json::array();
+    for (int i = 0; i < 9; ++i) nine["messages"].push_back(picture_message(picture_url()));
+    check_error(post(nine.dump()), 413, "too_large", "pictures");
   }
   SECTION("transport") {
     // Over --http-max-body-bytes: refused from the Content-Length alone.

@@ -24,6 +24,7 @@ namespace {
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
 constexpr size_t kLingerBytes = 16u << 20;   // drained after a refused body before closing
+constexpr size_t kInlineBodyBytes = 64u << 10;   // completion bodies read on the I/O thread
 
 std::string lower(std::string_view s) {
   std::string r(s);
@@ -88,7 +89,16 @@ HttpConnection::~HttpConnection() {
   if (!closed_) shared_->open.fetch_sub(1);
 }
 
-void HttpConnection::start() { read_next(true); }
+void HttpConnection::start() {
+  safely([&] { read_next(true); });
+}
+
+void HttpConnection::log_failure(const char* what) noexcept {
+  try {
+    spdlog::error("http: a connection failed and was closed: {}", what);
+  } catch (...) {
+  }
+}
 
 void HttpConnection::close() {
   if (closed_) return;
@@ -136,14 +146,14 @@ void HttpConnection::read_next(bool first) {
       return;
     }
     self->buffer_.commit(n);
-    self->read_head();
+    self->safely([&] { self->read_head(); });
   });
 }
 
 void HttpConnection::read_head() {
   stream_.expires_after(shared_->settings.header_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_head(ec); });
+                          [self = shared_from_this()](beast::error_code ec, size_t) { self->safely([&] { self->on_head(ec); }); });
 }
 
 void HttpConnection::on_head(beast::error_code ec) {
@@ -190,7 +200,7 @@ void HttpConnection::on_head(beast::error_code ec) {
 void HttpConnection::read_body() {
   stream_.expires_after(shared_->settings.body_timeout);
   http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->on_body(ec); });
+                   [self = shared_from_this()](beast::error_code ec, size_t) { self->safely([&] { self->on_body(ec); }); });
 }
 
 void HttpConnection::on_body(beast::error_code ec) {
@@ -301,29 +311,58 @@ void HttpConnection::dispatch(const Request& req) {
     case Route::metrics:
       respond(200, "text/plain; version=0.0.4", b.prometheus_text());
       return;
-    case Route::chat: {
-      std::string body = std::move(parser_->get().body());
-      start_completion(body);
+    case Route::chat:
+      start_completion(std::move(parser_->get().body()));
       return;
-    }
     case Route::none: break;
   }
   respond_error(HttpError::not_found("no such route"));
 }
 
-void HttpConnection::start_completion(const std::string& body) {
+void HttpConnection::start_completion(std::string body) {
   state_ = State::running;
-  HttpBackend& b = *shared_->backend;
-  ChatCompletion c;
-  try {
-    c = parse_chat_completion(body, b.chat_context());
-  } catch (const HttpFailure& f) {
-    respond_error(f.error());
-    return;
-  } catch (const std::exception& e) {   // out of memory, a bug: this request only
-    respond_error(HttpError::from_code(ErrorCode::internal, std::string("reading the request failed: ") + e.what()));
+  const ChatContext* ctx = &shared_->backend->chat_context();
+  // Reads the body; on `error` the answer, else the request.
+  auto read = [ctx](const std::string& text, std::optional<ChatCompletion>& parsed, std::optional<HttpError>& error) {
+    try {
+      parsed = parse_chat_completion(text, *ctx);
+    } catch (const HttpFailure& f) {
+      error = f.error();
+    } catch (const std::exception& e) {   // out of memory, a bug: this request only
+      error = HttpError::from_code(ErrorCode::internal, std::string("reading the request failed: ") + e.what());
+    }
+  };
+  // A small body (text, a small picture) is read here: well under a millisecond, less
+  // than the hop to another thread costs. A large one, or one naming a file to read, goes
+  // to the front's reader thread: JSON and base64 take tens of milliseconds per MiB,
+  // which the I/O thread owes every other connection's stream.
+  if (body.size() <= kInlineBodyBytes && body.find("file:") == std::string::npos) {
+    std::optional<ChatCompletion> parsed;
+    std::optional<HttpError> error;
+    read(body, parsed, error);
+    if (error) respond_error(*error);
+    else submit(std::move(*parsed));
     return;
   }
+  auto ex = stream_.get_executor();
+  asio::post(*shared_->reader, [self = shared_from_this(), ex, read, body = std::move(body)]() mutable {
+    auto parsed = std::make_shared<std::optional<ChatCompletion>>();
+    auto error = std::make_shared<std::optional<HttpError>>();
+    read(body, *parsed, *error);
+    body = std::string();   // freed here, not on the I/O thread
+    // `self` goes with the handler, so the connection is released on the I/O thread.
+    asio::post(ex, [self = std::move(self), parsed, error] {
+      self->safely([&] {
+        if (*error) self->respond_error(**error);
+        else self->submit(std::move(**parsed));
+      });
+    });
+  });
+}
+
+void HttpConnection::submit(ChatCompletion c) {
+  if (closed_ || state_ != State::running) return;   // the client left while it was read
+  HttpBackend& b = *shared_->backend;
   meta_ = new_completion_meta(b.chat_context().model_name);
   streaming_ = c.stream;
   include_usage_ = c.stream && c.include_usage;
@@ -335,11 +374,11 @@ void HttpConnection::start_completion(const std::string& body) {
   std::weak_ptr<HttpConnection> weak = weak_from_this();
   r.events.on_token = [weak, ex](const std::string& text, int32_t) {
     asio::post(ex, [weak, text] {
-      if (auto s = weak.lock()) s->on_token(text);
+      if (auto s = weak.lock()) s->safely([&] { s->on_token(text); });
     });
   };
   r.events.on_done = [self = shared_from_this(), ex](const sched::Result& res) {
-    asio::post(ex, [self, res] { self->on_done(res); });
+    asio::post(ex, [self, res] { self->safely([&] { self->on_done(res); }); });
   };
   ticket_ = b.submit(std::move(r));
   if (!ticket_) {
@@ -450,7 +489,7 @@ void HttpConnection::write_next() {
       self->close();   // gone, or not reading: its request is cancelled
       return;
     }
-    self->write_next();
+    self->safely([&] { self->write_next(); });
   });
 }
 

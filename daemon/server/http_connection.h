@@ -31,6 +31,7 @@ namespace omni::server {
 struct HttpShared {
   HttpSettings settings;
   HttpBackend* backend = nullptr;   // null while the model loads
+  boost::asio::thread_pool* reader = nullptr;   // parses completion bodies (with a backend)
   std::atomic<int> open{0};         // connections being served (the cap, the metrics)
   bool stopping = false;            // shutdown: no more keep-alive
   int64_t started = 0;              // Unix seconds: "created" of the model object
@@ -69,10 +70,26 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // answer when it may not. Returns false when it was answered.
   bool admit_head(const Request& req);
   void dispatch(const Request& req);
-  void start_completion(const std::string& body);
+  void start_completion(std::string body);   // parses it off the I/O thread, then submit()
+  void submit(ChatCompletion c);
   void on_token(const std::string& text);
   void on_done(const sched::Result& res);
   void watch_peer();   // a running request: EOF from the client cancels it
+  // Runs a handler's work: whatever it throws (out of memory, a bug) closes this
+  // connection, cancelling its request, and goes no further; the others serve on.
+  template <class F>
+  void safely(F&& f) noexcept {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      log_failure(e.what());
+      close();
+    } catch (...) {
+      log_failure("unknown exception");
+      close();
+    }
+  }
+  static void log_failure(const char* what) noexcept;
 
   // Writing. Everything goes through one bounded queue.
   void send(std::string bytes);

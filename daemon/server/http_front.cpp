@@ -64,13 +64,20 @@ HttpFront::HttpFront(asio::io_context& io, int listen_fd, HttpSettings settings,
     : acceptor_(io), backoff_(io), shared_(std::make_shared<HttpShared>()) {
   shared_->settings = std::move(settings);
   shared_->backend = backend;
+  if (backend) {
+    reader_ = std::make_unique<asio::thread_pool>(1);
+    shared_->reader = reader_.get();
+  }
   shared_->started =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   acceptor_.assign(protocol_of(listen_fd), listen_fd);
   accept_next();
 }
 
-HttpFront::~HttpFront() { close_all(); }
+HttpFront::~HttpFront() {
+  close_all();
+  if (reader_) reader_->join();   // a body being read finishes; its answer goes nowhere
+}
 
 uint16_t HttpFront::port() const {
   boost::system::error_code ec;

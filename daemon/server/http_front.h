@@ -7,6 +7,8 @@
 #include <utility>
 #include <boost/asio.hpp>
 
+#include <boost/asio/thread_pool.hpp>
+
 #include <memory>
 #include <vector>
 
@@ -44,6 +46,9 @@ class HttpFront {
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer backoff_;
   std::shared_ptr<HttpShared> shared_;
+  // One thread reading completion bodies (JSON, base64, file:// pictures) off the I/O
+  // thread; joined when the front goes.
+  std::unique_ptr<boost::asio::thread_pool> reader_;
   std::vector<std::weak_ptr<HttpConnection>> live_;
   uint64_t accept_failures_ = 0;
 };

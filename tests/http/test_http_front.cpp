@@ -400,3 +400,25 @@ TEST_CASE("http front lets a running stream finish when the daemon drains") {
   CHECK(r.header("connection") == "keep-alive");   // sent before the drain began
   CHECK(code == 0);
 }
+
+TEST_CASE("http front caps its connections and closes idle keep-alive ones") {
+  HttpDaemon d({"--http-max-connections", "2", "--http-idle-timeout", "1", "--http-header-timeout", "5"});
+  const int a = connect_port(d.port()), b = connect_port(d.port());
+  std::this_thread::sleep_for(200ms);   // both accepted
+  const int c = connect_port(d.port());
+  const HttpResponse over = parse_response(recv_until_eof(c, 3000ms));
+  ::close(c);
+  check_error(over, 429, "busy", "http_max_connections");
+  ::close(b);
+  // A keep-alive connection that asked once and then says nothing is closed after 1 s
+  // (the header timeout, 5 s, is for a request that has begun).
+  send_all(a, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  const HttpResponse health = parse_response(recv_until_eof(a, 4000ms));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::close(a);
+  CHECK(health.status == 200);
+  CHECK(s > 0.8);
+  CHECK(s < 3.0);
+  CHECK(http_call(d.port(), "GET", "/health").status == 200);
+}

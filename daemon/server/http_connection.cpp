@@ -279,6 +279,10 @@ bool HttpConnection::admit_head(const Request& req) {
   }
   if (!shared_->backend) {
     if (route == Route::health) {
+      if (!parser_->is_done()) {
+        keep_alive_ = false;
+        linger_after_write_ = true;
+      }
       respond(503, "application/json", R"({"status":"loading"})");
       return false;
     }
@@ -363,6 +367,10 @@ void HttpConnection::start_completion(std::string body) {
 void HttpConnection::submit(ChatCompletion c) {
   if (closed_ || state_ != State::running) return;   // the client left while it was read
   HttpBackend& b = *shared_->backend;
+  if (b.draining()) {   // began while the body was read
+    respond_error(HttpError::from_code(ErrorCode::not_ready, "omnid is shutting down"));
+    return;
+  }
   meta_ = new_completion_meta(b.chat_context().model_name);
   streaming_ = c.stream;
   include_usage_ = c.stream && c.include_usage;

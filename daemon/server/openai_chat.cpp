@@ -190,8 +190,10 @@ ChatCompletion parse_chat_completion(std::string_view text, const ChatContext& c
   }
 
   const int64_t max_new = int64_t(ctx.limits.max_new_tokens);
-  // Unset: the context's rest (OpenAI's behaviour); the scheduler stops at max_context.
-  int64_t max_tokens = max_new;
+  // Unset: OpenAI means "the rest of the context", but the prompt's length is only known
+  // to the engine, which refuses a prompt plus max_tokens over the context (too_large):
+  // a fixed default it is, with room for most prompts beside it.
+  int64_t max_tokens = std::min<int64_t>(kDefaultMaxTokens, max_new);
   if (auto v = get_int(body, "max_tokens", 1, max_new)) max_tokens = *v;
   if (auto v = get_int(body, "max_completion_tokens", 1, max_new)) max_tokens = *v;   // the newer name wins
   r.options.max_tokens = int(max_tokens);

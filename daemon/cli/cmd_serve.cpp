@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/device_options.h"
+#include "server/http_loading.h"
 #include "server/server.h"
 #include "server/systemd_notify.h"
 #include "util/error.h"
@@ -60,6 +61,18 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--vision-cache-mb")) c.vision_cache_mb = f.vision_cache_mb;
   if (given("--max-image-pixels")) c.max_image_pixels = f.max_image_pixels;
   if (given("--metrics-port")) c.metrics_port = f.metrics_port;
+  if (given("--http")) c.http_listen = f.http_listen;
+  if (given("--api-key-file")) {
+    c.api_key_file = f.api_key_file;
+    c.api_key.clear();   // the flag wins over a key in the file
+  }
+  if (given("--allowed-image-dir")) c.allowed_image_dirs = f.allowed_image_dirs;
+  if (given("--http-max-connections")) c.http_max_connections = f.http_max_connections;
+  if (given("--http-max-header-bytes")) c.http_max_header_bytes = f.http_max_header_bytes;
+  if (given("--http-max-body-bytes")) c.http_max_body_bytes = f.http_max_body_bytes;
+  if (given("--http-header-timeout")) c.http_header_timeout_seconds = f.http_header_timeout_seconds;
+  if (given("--http-body-timeout")) c.http_body_timeout_seconds = f.http_body_timeout_seconds;
+  if (given("--http-idle-timeout")) c.http_idle_timeout_seconds = f.http_idle_timeout_seconds;
 }
 
 void serve(const ServeArgs& a) {
@@ -67,6 +80,7 @@ void serve(const ServeArgs& a) {
   if (!a.config_file.empty()) cfg.load_toml(a.config_file);
   apply_flags(a, cfg);
   cfg.validate();
+  cfg.load_api_key();
 
   // SIGTERM/SIGINT may land on any thread (OpenBLAS starts its own before main), so the
   // handler only writes to a pipe that a waiting thread reads.
@@ -77,6 +91,10 @@ void serve(const ServeArgs& a) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  // The HTTP port is taken before the model loads, and answers 503 meanwhile.
+  std::unique_ptr<server::HttpLoading> http_loading;
+  if (!cfg.http_listen.empty()) http_loading = std::make_unique<server::HttpLoading>(cfg);
 
   DeviceOptions dev;
   dev.devices = cfg.devices;
@@ -111,6 +129,7 @@ void serve(const ServeArgs& a) {
   so.prefix_cache = cfg.prefix_cache;
   auto scheduler = std::make_unique<sched::Scheduler>(*model, so);
   server::Server srv(cfg, *model, *scheduler, dev.placement_json(model->decoder()));
+  if (http_loading) srv.adopt_http_listener(http_loading->release());
   server::Watchdog watchdog;
 
   std::thread signals([&] {
@@ -176,6 +195,20 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--vision-cache-mb", f.vision_cache_mb, "Bound of the picture-embedding cache");
   cmd->add_option("--max-image-pixels", f.max_image_pixels, "Largest picture accepted (pixels)");
   cmd->add_option("--metrics-port", f.metrics_port, "Serve Prometheus text on 127.0.0.1:PORT/metrics (0: any port)");
+  cmd->add_option("--http", f.http_listen,
+                  "Serve the OpenAI-compatible HTTP API on ADDRESS:PORT (PORT alone: 127.0.0.1:PORT; docs/http.md)");
+  cmd->add_option("--api-key-file", f.api_key_file,
+                  "File holding the key HTTP clients must send as 'Authorization: Bearer KEY' (not world-readable)");
+  cmd->add_option("--allowed-image-dir", f.allowed_image_dirs,
+                  "Folder HTTP requests may name pictures in as file:// URLs (repeatable; default: none)");
+  cmd->add_option("--http-max-connections", f.http_max_connections, "Simultaneous HTTP connections");
+  cmd->add_option("--http-max-header-bytes", f.http_max_header_bytes, "Largest HTTP request head");
+  cmd->add_option("--http-max-body-bytes", f.http_max_body_bytes, "Largest HTTP request body (pictures as base64 included)");
+  cmd->add_option("--http-header-timeout", f.http_header_timeout_seconds, "Seconds a request head may take to arrive");
+  cmd->add_option("--http-body-timeout", f.http_body_timeout_seconds,
+                  "Seconds a request body may take to arrive, and an answer's write to progress");
+  cmd->add_option("--http-idle-timeout", f.http_idle_timeout_seconds,
+                  "Seconds a keep-alive HTTP connection may wait for its next request");
   cmd->callback([a] { serve(*a); });
 }
 

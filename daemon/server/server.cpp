@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/http_front.h"
 #include "server/metrics_http.h"
 #include "server/session.h"
 #include "util/error.h"
@@ -42,14 +43,21 @@ ipc::Value to_value(const nlohmann::json& j) {
 }  // namespace
 
 Server::Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sched, std::string placement_json)
-    : cfg_(cfg), model_(model), sched_(sched), placement_json_(std::move(placement_json)) {
+    : cfg_(cfg), model_(model), sched_(sched), placement_json_(std::move(placement_json)),
+      image_dirs_(cfg.allowed_image_dirs) {
   limits_.max_new_tokens = uint32_t(std::max(1, cfg.max_context - 16));
+  chat_.model_name = model_.name();
+  chat_.default_sampling = model_.default_sampling();
+  chat_.limits = limits_;
+  chat_.image_dirs = image_dirs_.empty() ? nullptr : &image_dirs_;
   for (uint32_t u : cfg.allowed_uids) policy_.uids.push_back(uid_t(u));
   for (uint32_t g : cfg.allowed_gids) policy_.gids.push_back(gid_t(g));
   if (policy_.uids.empty() && policy_.gids.empty()) policy_.uids.push_back(::getuid());
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  if (http_fd_ >= 0) ::close(http_fd_);   // adopted but never served (run() threw first)
+}
 
 ipc::Value Server::status_details(bool operator_view) const {
   nlohmann::json d;
@@ -107,6 +115,9 @@ std::string Server::prometheus_text() const {
   metric("omnid_generated_tokens_total", "counter", "Tokens generated.", std::to_string(st.generated_tokens));
   metric("omnid_completed_requests_total", "counter", "Requests finished (any reason).", std::to_string(st.completed));
   metric("omnid_connections", "gauge", "Open client connections.", std::to_string(sessions_.load()));
+  if (http_)
+    metric("omnid_http_connections", "gauge", "Open connections of the HTTP front.",
+           std::to_string(http_->open_connections()));
   metric("omnid_kv_blocks_used", "gauge", "KV cache blocks held by requests.", std::to_string(st.kv.blocks_used));
   metric("omnid_kv_blocks_total", "gauge", "KV cache blocks in the pool.", std::to_string(st.kv.blocks_total));
   metric("omnid_prefix_cache_lookup_tokens_total", "counter", "Prompt tokens looked up in the prefix cache.",
@@ -250,6 +261,12 @@ void Server::run(const std::function<void()>& on_ready) {
   accept_next();
   if (cfg_.metrics_port >= 0)
     metrics_ = std::make_unique<MetricsHttp>(io_, uint16_t(cfg_.metrics_port), [this] { return prometheus_text(); });
+  if (!cfg_.http_listen.empty()) {
+    if (http_fd_ < 0) http_fd_ = bind_http_listener(parse_listen_address(cfg_.http_listen));
+    http_ = std::make_unique<HttpFront>(io_, http_fd_, HttpSettings::from(cfg_), this);
+    http_fd_ = -1;   // the front owns it now
+    spdlog::info("http: serving {} on port {}", model_.name(), http_->port());
+  }
   spdlog::info("serving {} on {}", model_.name(), cfg_.socket);
   if (on_ready) on_ready();
   // No handler's failure may end the daemon and every request in flight with it: log
@@ -268,6 +285,7 @@ void Server::run(const std::function<void()>& on_ready) {
     if (auto s = w.lock()) s->close_now();
   live_.clear();
   metrics_.reset();
+  if (http_) http_->close_all();
 }
 
 void Server::stop() {
@@ -276,6 +294,8 @@ void Server::stop() {
     boost::system::error_code ec;
     listener_->close(ec);
     if (metrics_) metrics_->close();   // destroyed after the loop: its queued handlers still run
+    // No new HTTP connections; idle keep-alive ones close now, running answers when written.
+    if (http_) http_->close();
     listen_fd_ = {};
     accept_backoff_.reset();
     // Only the socket file this daemon made: another one may have replaced it since.
@@ -296,7 +316,8 @@ void Server::stop() {
 }
 
 void Server::wait_for_goodbyes(std::chrono::steady_clock::time_point give_up) {
-  if (sessions_.load() == 0 || std::chrono::steady_clock::now() > give_up) {
+  const bool http_open = http_ && http_->open_connections() > 0;
+  if ((sessions_.load() == 0 && !http_open) || std::chrono::steady_clock::now() > give_up) {
     io_.stop();
     return;
   }

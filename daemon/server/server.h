@@ -14,16 +14,24 @@
 #include "ipc/messages.h"
 #include "ipc/socket.h"
 #include "sched/scheduler.h"
+#include "server/http_image_files.h"
+#include "server/http_settings.h"
+#include "server/openai_chat.h"
 #include "server/server_config.h"
 
 namespace omni::server {
 
 class Session;
+class HttpFront;
 
-class Server {
+// The HttpBackend is what the OpenAI-compatible front (cfg.http_listen) asks of it.
+class Server : public HttpBackend {
  public:
   Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sched, std::string placement_json);
-  ~Server();
+  ~Server() override;
+  // The HTTP front's listening socket, bound before the model loaded (HttpLoading); without
+  // it run() binds cfg.http_listen itself.
+  void adopt_http_listener(int fd) { http_fd_ = fd; }
   // Creates the socket and serves until stop(); `on_ready` runs once listening.
   void run(const std::function<void()>& on_ready = {});
   // Stops accepting, drains the scheduler within cfg.drain_seconds, closes sessions.
@@ -38,7 +46,11 @@ class Server {
   // `operator_view`: the daemon's own user or root, who also see the cache hit counters.
   ipc::Value status_details(bool operator_view) const;
   bool operator_view(const ipc::PeerCred& c) const;
-  std::string prometheus_text() const;
+  std::string prometheus_text() const override;
+  // HttpBackend.
+  const ChatContext& chat_context() const override { return chat_; }
+  bool draining() const override { return stopping_.load(); }
+  std::shared_ptr<sched::Ticket> submit(sched::Request r) override { return sched_.submit(std::move(r)); }
   void session_closed(bool counted);   // counted: it held a connection slot (not a refusal)
 
  private:
@@ -58,7 +70,7 @@ class Server {
   };
   // Remembers a session so shutdown can reach it (I/O thread only).
   void track(const std::shared_ptr<Session>& s);
-  // Shutdown: polls until every session has closed or `give_up`, then stops the loop.
+  // Shutdown: polls until every session (and HTTP connection) has closed or `give_up`, then stops the loop.
   void wait_for_goodbyes(std::chrono::steady_clock::time_point give_up);
   ServerConfig cfg_;
   ChatModel& model_;
@@ -82,6 +94,10 @@ class Server {
   // the connection closes, so shutdown must close every one of them or they leak.
   std::vector<std::weak_ptr<Session>> live_;
   std::unique_ptr<boost::asio::steady_timer> goodbye_timer_;
+  ImageDirs image_dirs_;
+  ChatContext chat_;
+  int http_fd_ = -1;
+  std::unique_ptr<HttpFront> http_;
 };
 
 }  // namespace omni::server

@@ -1,7 +1,15 @@
 #include "server/server_config.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <toml++/toml.h>
 
+#include <cerrno>
+#include <cmath>
+#include <cstring>
 #include <set>
 
 #include "util/error.h"
@@ -23,6 +31,15 @@ void get(const toml::table& t, const char* key, T& out, const std::string& path)
   } else if constexpr (std::is_same_v<T, double>) {
     if (!n->is_number()) throw Error(path + ": '" + key + "' must be a number");
     out = n->value<double>().value();
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    const toml::array* a = n->as_array();
+    if (!a) throw Error(path + ": '" + key + "' must be an array of strings");
+    out.clear();
+    for (const auto& e : *a) {
+      auto v = e.value<std::string>();
+      if (!v) throw Error(path + ": '" + key + "' must hold strings");
+      out.push_back(*v);
+    }
   } else if constexpr (std::is_same_v<T, std::vector<uint32_t>>) {
     const toml::array* a = n->as_array();
     if (!a) throw Error(path + ": '" + key + "' must be an array of integers");
@@ -75,7 +92,9 @@ void ServerConfig::load_toml(const std::string& path) {
       "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_batch_tokens", "max_queue",
       "max_context", "max_connections", "idle_timeout_seconds", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
       "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "kv_cache_tokens",
-      "prefix_cache"};
+      "prefix_cache", "http_listen", "api_key", "api_key_file", "allowed_image_dirs", "http_max_connections",
+      "http_max_header_bytes", "http_max_body_bytes", "http_header_timeout_seconds", "http_body_timeout_seconds",
+      "http_idle_timeout_seconds"};
   for (const auto& [k, v] : t)
     if (!known.count(std::string(k.str()))) throw Error(path + ": unknown setting '" + std::string(k.str()) + "'");
   get(t, "model", model, path);
@@ -106,6 +125,16 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "vision_cache_mb", vision_cache_mb, path);
   get(t, "max_image_pixels", max_image_pixels, path);
   get(t, "metrics_port", metrics_port, path);
+  get(t, "http_listen", http_listen, path);
+  get(t, "api_key", api_key, path);
+  get(t, "api_key_file", api_key_file, path);
+  get(t, "allowed_image_dirs", allowed_image_dirs, path);
+  get(t, "http_max_connections", http_max_connections, path);
+  get(t, "http_max_header_bytes", http_max_header_bytes, path);
+  get(t, "http_max_body_bytes", http_max_body_bytes, path);
+  get(t, "http_header_timeout_seconds", http_header_timeout_seconds, path);
+  get(t, "http_body_timeout_seconds", http_body_timeout_seconds, path);
+  get(t, "http_idle_timeout_seconds", http_idle_timeout_seconds, path);
 }
 
 void ServerConfig::validate() const {
@@ -123,6 +152,87 @@ void ServerConfig::validate() const {
     throw Error("serve: idle_timeout_seconds must be 0 (never) or a number of seconds");
   if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
   if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
+  if (!http_listen.empty()) parse_listen_address(http_listen);   // throws naming it
+  if (!api_key.empty() && !api_key_file.empty())
+    throw Error("serve: set api_key or api_key_file, not both");
+  if (http_max_connections < 1 || http_max_connections > 65536)
+    throw Error("serve: http_max_connections must be 1..65536");
+  if (http_max_header_bytes < 1024 || http_max_header_bytes > (1u << 20))
+    throw Error("serve: http_max_header_bytes must be 1024..1048576");
+  if (http_max_body_bytes < 1024 || http_max_body_bytes > (size_t(1) << 32))
+    throw Error("serve: http_max_body_bytes must be 1024..4294967296");
+  for (auto [name, v] : {std::pair{"http_header_timeout_seconds", http_header_timeout_seconds},
+                         std::pair{"http_body_timeout_seconds", http_body_timeout_seconds},
+                         std::pair{"http_idle_timeout_seconds", http_idle_timeout_seconds}})
+    if (!(v > 0 && v <= 86400)) throw Error(std::string("serve: ") + name + " must be a number of seconds in (0, 86400]");
+  for (const auto& d : allowed_image_dirs)
+    if (d.empty() || d[0] != '/') throw Error("serve: allowed_image_dirs: '" + d + "' is not an absolute path");
+}
+
+void ServerConfig::load_api_key() {
+  if (api_key_file.empty()) return;
+  const std::string& f = api_key_file;
+  const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error("serve: api_key_file " + f + ": " + std::strerror(errno));
+  struct stat st {};
+  std::string key;
+  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 4096;
+  // The key is a password: a file every local user may read gives it to all of them.
+  const bool world_readable = ok && (st.st_mode & S_IROTH);
+  if (ok && !world_readable) {
+    key.resize(size_t(st.st_size));
+    ok = ::read(fd, key.data(), key.size()) == ssize_t(key.size());
+  }
+  ::close(fd);
+  if (world_readable)
+    throw Error("serve: api_key_file " + f + " may be read by every user (mode " +
+                std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
+                std::to_string(st.st_mode & 7) + "): chmod o-r it");
+  if (!ok) throw Error("serve: api_key_file " + f + ": not a readable file of at most 4096 bytes");
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  if (key.empty()) throw Error("serve: api_key_file " + f + " is empty");
+  if (key.find_first_of("\r\n") != std::string::npos)
+    throw Error("serve: api_key_file " + f + " holds more than one line");
+  api_key = std::move(key);
+}
+
+ListenAddress parse_listen_address(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Error("serve: http_listen '" + text + "': " + why + " (e.g. 127.0.0.1:8000, [::1]:8000 or 8000)");
+  };
+  std::string host, port;
+  if (text.find_first_not_of("0123456789") == std::string::npos) {
+    host = "127.0.0.1";   // a bare port: loopback
+    port = text;
+  } else if (!text.empty() && text[0] == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      throw bad("an IPv6 address is written [addr]:port");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) throw bad("expected address:port");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoul(port) > 65535)
+    throw bad("the port must be 0..65535");
+  ListenAddress a;
+  a.address = host;
+  a.port = uint16_t(std::stoul(port));
+  in_addr v4{};
+  in6_addr v6{};
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    a.loopback = (ntohl(v4.s_addr) >> 24) == 127;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    a.loopback = IN6_IS_ADDR_LOOPBACK(&v6);
+  } else {
+    throw bad("'" + host + "' is not a numeric IP address (or localhost)");
+  }
+  return a;
 }
 
 }  // namespace omni::server

@@ -35,9 +35,35 @@ struct ServerConfig {
   uint64_t max_image_pixels = 40'000'000;
   int metrics_port = -1;                  // >= 0: Prometheus text on 127.0.0.1:port/metrics
 
+  // The OpenAI-compatible HTTP front (docs/http.md). Empty: off. "PORT" alone is
+  // 127.0.0.1:PORT; any other address must be written out, so nobody exposes the
+  // daemon beyond the machine by accident.
+  std::string http_listen;
+  std::string api_key;                    // set: every HTTP request but GET /health needs "Bearer <key>"
+  std::string api_key_file;               // read once at start (load_api_key); not world-readable
+  std::vector<std::string> allowed_image_dirs;   // file:// pictures only from under these (empty: none)
+  int http_max_connections = 64;
+  size_t http_max_header_bytes = 16u << 10;
+  size_t http_max_body_bytes = 96u << 20;   // room for several large pictures as base64, bounded
+  double http_header_timeout_seconds = 10;  // from a request's first byte to its last header line
+  double http_body_timeout_seconds = 60;
+  double http_idle_timeout_seconds = 30;    // a keep-alive connection between requests
+
   // Reads a TOML file; unknown keys are errors naming the key and file.
   void load_toml(const std::string& path);
   void validate() const;
+  // api_key_file into api_key (trailing newline trimmed). Throws naming the file when it
+  // cannot be read, is empty, or other users may read it; and when both are set.
+  void load_api_key();
 };
+
+// http_listen split into an address and a port ("8000", "127.0.0.1:8000", "[::1]:8000",
+// "localhost:8000"). Throws Error naming the setting.
+struct ListenAddress {
+  std::string address;   // numeric IPv4 or IPv6
+  uint16_t port = 0;
+  bool loopback = false;
+};
+ListenAddress parse_listen_address(const std::string& text);
 
 }  // namespace omni::server

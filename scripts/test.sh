@@ -19,8 +19,8 @@ if [ "${1:-}" = "--tsan" ]; then
   build=build-tsan
   extra=(-DOMNI_TSAN=ON -DOMNI_CUDA=OFF -DOMNI_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g"
          "-DCMAKE_C_FLAGS_DEBUG=-O1 -g")
-  targets=(--target test_plan test_sched test_daemon omnid omni)
-  tests=(-R "plan:|sched:|daemon:")
+  targets=(--target test_plan test_sched test_daemon test_http omnid omni)
+  tests=(-R "plan:|sched:|daemon:|http:")
   export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
   export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
 elif [ "${1:-}" = "--sanitize" ]; then

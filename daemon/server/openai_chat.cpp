@@ -190,12 +190,19 @@ ChatCompletion parse_chat_completion(std::string_view text, const ChatContext& c
   }
 
   const int64_t max_new = int64_t(ctx.limits.max_new_tokens);
-  // Unset: OpenAI means "the rest of the context", but the prompt's length is only known
-  // to the engine, which refuses a prompt plus max_tokens over the context (too_large):
-  // a fixed default it is, with room for most prompts beside it.
-  int64_t max_tokens = std::min<int64_t>(kDefaultMaxTokens, max_new);
-  if (auto v = get_int(body, "max_tokens", 1, max_new)) max_tokens = *v;
-  if (auto v = get_int(body, "max_completion_tokens", 1, max_new)) max_tokens = *v;   // the newer name wins
+  // Unset: OpenAI's "the rest of the context", up to max_new_tokens; the engine, which
+  // knows the prompt's length, cuts it to what the context leaves (max_tokens_fits_context).
+  // A client's own max_tokens is an ask: over the context it is refused (too_large).
+  int64_t max_tokens = max_new;
+  r.options.max_tokens_fits_context = true;
+  if (auto v = get_int(body, "max_tokens", 1, max_new)) {
+    max_tokens = *v;
+    r.options.max_tokens_fits_context = false;
+  }
+  if (auto v = get_int(body, "max_completion_tokens", 1, max_new)) {   // the newer name wins
+    max_tokens = *v;
+    r.options.max_tokens_fits_context = false;
+  }
   r.options.max_tokens = int(max_tokens);
   r.options.stop_strings = read_stop(body, ctx.limits);
 

@@ -24,8 +24,6 @@ struct ChatContext {
   const ImageDirs* image_dirs = nullptr;   // where file:// pictures may be; null: nowhere
 };
 
-// max_tokens when a request gives neither max_tokens nor max_completion_tokens.
-inline constexpr int64_t kDefaultMaxTokens = 1024;
 
 struct ChatCompletion {
   sched::Request request;     // events and id left for the caller

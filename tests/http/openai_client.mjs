@@ -61,9 +61,8 @@ for await (const chunk of stream) {
 }
 
 const answer = plain.choices[0].message.content;
-// No max_tokens: the server's default (the shapes model stops after a word anyway).
 const twoTurn = await client.chat.completions.create({
-  model, temperature: 0,
+  model, temperature: 0, max_tokens: 16,
   messages: [firstTurn, { role: 'assistant', content: answer }, { role: 'user', content: followUp }],
 });
 

@@ -29,7 +29,9 @@ TEST_CASE("chat completion bodies become scheduler requests") {
   SECTION("defaults") {
     const auto c = server::parse_chat_completion(hello().dump(), ctx);
     CHECK_FALSE(c.stream);
-    CHECK(c.request.options.max_tokens == server::kDefaultMaxTokens);
+    // No max_tokens: what the context leaves, up to max_new_tokens (cut by the engine).
+    CHECK(c.request.options.max_tokens == int(ctx.limits.max_new_tokens));
+    CHECK(c.request.options.max_tokens_fits_context);
     CHECK(c.request.options.sampling.temperature == Approx(0.7));   // the model's, not OpenAI's 1
     REQUIRE(c.request.messages.size() == 1);
     CHECK(c.request.messages[0].parts[0].text == "Hi");

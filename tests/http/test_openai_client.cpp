@@ -1,8 +1,9 @@
 // The official OpenAI JavaScript client (npm "openai", fetched by scripts/fetch_test_data.sh)
 // against `omnid serve --http` on the shapes demo model: asked about a committed picture
 // at temperature 0, plainly and streamed, it must get exactly what `omnid run --greedy`
-// prints for the same picture and question. Skipped (never passed) without node or the
-// package.
+// prints for the same picture and question; a second turn (the picture, its answer, a
+// new question) must get what `omni ask --messages` gets for the same turns over the Unix
+// socket. Skipped (never passed) without node or the package.
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
@@ -95,9 +96,8 @@ TEST_CASE("the OpenAI JavaScript client gets what omnid run prints from the shap
   CHECK(got["usage"]["prompt_tokens"].get<int>() > 0);
   CHECK(got["two_turn"].is_string());
 
-  // The two-turn conversation, for a comparison with `omni ask --messages FILE` (the same
-  // turns, the picture as a file:// URL): the messages and the answer the HTTP front gave.
-  // TODO(ask --messages): compare two_turn with what `omni ask --messages` prints for this file.
+  // The same two turns through `omni ask --messages` over the Unix socket (the picture
+  // as a file:// URL).
   const std::string first_answer = got["plain"];
   const json messages = json::array(
       {{{"role", "user"},
@@ -108,7 +108,10 @@ TEST_CASE("the OpenAI JavaScript client gets what omnid run prints from the shap
   const std::string out_dir = std::string(OMNI_BIN_DIR) + "/../tests/http";
   std::filesystem::create_directories(out_dir);
   std::ofstream(out_dir + "/two_turn_messages.json") << messages.dump(1) << "\n";
-  std::ofstream(out_dir + "/two_turn_answer.txt") << got["two_turn"].get<std::string>() << "\n";
-  std::printf("two-turn answer over HTTP: '%s' (messages in %s/two_turn_messages.json)\n",
-              got["two_turn"].get<std::string>().c_str(), out_dir.c_str());
+  const std::string ask = run(quote(std::string(OMNI_BIN_DIR) + "/omni") + " ask --socket " + quote(d.socket()) +
+                                  " --messages " + quote(out_dir + "/two_turn_messages.json") +
+                                  " --greedy --max-tokens 16",
+                              rc);
+  REQUIRE(rc == 0);
+  CHECK(got["two_turn"].get<std::string>() == ask);
 }

@@ -34,4 +34,19 @@ inline CommandResult run_command(const std::string& cmd) {
 
 inline std::string bin(const std::string& name) { return std::string(OMNI_BIN_DIR) + "/" + name; }
 
+// `s` as one shell word.
+inline std::string shell_quote(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+
+// Without the whitespace a command prints around its answer.
+inline std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  size_t b = 0;
+  while (b < s.size() && (s[b] == ' ' || s[b] == '\n')) ++b;
+  return s.substr(b);
+}
+
 }  // namespace omni::test

@@ -26,14 +26,15 @@ namespace omni::test {
 class DaemonProcess {
  public:
   // `nofile_limit` > 0: the daemon runs with that RLIMIT_NOFILE (descriptor exhaustion
-  // tests without opening thousands of sockets).
-  explicit DaemonProcess(std::vector<std::string> extra_args = {}, int nofile_limit = 0) {
+  // tests without opening thousands of sockets). `model`: the checkpoint folder served.
+  explicit DaemonProcess(std::vector<std::string> extra_args = {}, int nofile_limit = 0,
+                         std::string model = std::string(OMNI_TEST_DATA) + "/minicpmv26-tiny") {
     dir_ = std::filesystem::temp_directory_path() / ("omnid-test-" + std::to_string(::getpid()) + "-" +
                                                       std::to_string(counter()++));
     std::filesystem::create_directories(dir_);
     socket_ = (dir_ / "omnid.sock").string();
-    std::vector<std::string> args = {std::string(OMNI_BIN_DIR) + "/omnid", "serve", "--model",
-                                     std::string(OMNI_TEST_DATA) + "/minicpmv26-tiny", "--socket", socket_};
+    std::vector<std::string> args = {std::string(OMNI_BIN_DIR) + "/omnid", "serve", "--model", model, "--socket",
+                                     socket_};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -86,6 +87,7 @@ class DaemonProcess {
   }
   bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
   const std::string& socket() const { return socket_; }
+  const std::filesystem::path& dir() const { return dir_; }
 
  private:
   static int& counter() { static int c = 0; return c; }

@@ -26,6 +26,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "daemon/daemon_process.h"
 #include "ipc/socket.h"
 
 namespace omni::test {
@@ -69,72 +70,20 @@ inline std::string base64(const std::string& bytes) {
 }
 
 // `omnid serve --model MODEL --socket S --http 127.0.0.1:PORT EXTRA...`, stopped (SIGTERM) at the end.
-class HttpDaemon {
+class HttpDaemon : public DaemonProcess {
  public:
   explicit HttpDaemon(std::vector<std::string> extra = {}, std::string model = std::string(OMNI_TEST_DATA) + "/minicpmv26-tiny")
-      : port_(free_port()) {
-    dir_ = std::filesystem::temp_directory_path() / ("omnid-http-" + std::to_string(::getpid()) + "-" + std::to_string(port_));
-    std::filesystem::create_directories(dir_);
-    socket_ = (dir_ / "omnid.sock").string();
-    std::vector<std::string> args = {std::string(OMNI_BIN_DIR) + "/omnid", "serve", "--model", model, "--socket",
-                                     socket_, "--http", "127.0.0.1:" + std::to_string(port_)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::setenv("OMNI_LOG_LEVEL", "warn", 1);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    for (int i = 0; i < 600; ++i) {   // ready when the Unix socket accepts (the model is in)
-      try {
-        ipc::connect_unix(socket_);
-        return;
-      } catch (const std::exception&) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-    }
-    throw std::runtime_error("omnid serve --http did not start");
-  }
-  ~HttpDaemon() {
-    stop();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  int stop() {
-    if (pid_ <= 0) return exit_;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 400; ++i) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return exit_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-    return exit_ = -1;
-  }
-  bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+      : HttpDaemon(free_port(), std::move(extra), std::move(model)) {}
   int port() const { return port_; }
-  const std::string& socket() const { return socket_; }
-  const std::filesystem::path& dir() const { return dir_; }
 
  private:
+  HttpDaemon(int port, std::vector<std::string> extra, std::string model)
+      : DaemonProcess(with_http(port, std::move(extra)), 0, std::move(model)), port_(port) {}
+  static std::vector<std::string> with_http(int port, std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--http", "127.0.0.1:" + std::to_string(port)});
+    return extra;
+  }
   int port_;
-  std::filesystem::path dir_;
-  std::string socket_;
-  pid_t pid_ = -1;
-  int exit_ = -1;
 };
 
 inline int connect_port(int port) {

@@ -8,10 +8,10 @@
 
 #include <sys/stat.h>
 
-#include <array>
 #include <cstdio>
 #include <fstream>
 
+#include "cli/run_command.h"
 #include "http_test_util.h"
 #include "util/skip.h"
 
@@ -24,29 +24,14 @@ bool exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-std::string quote(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
+// stdout of a shell command, trimmed; rc its exit status.
+std::string run(const std::string& cmd, int& rc) {
+  const auto r = omni::test::run_command(cmd);
+  rc = r.exit_code;
+  return omni::test::trimmed(r.out);
 }
 
-// stdout of a shell command, trailing whitespace trimmed; rc its exit status.
-std::string run(const std::string& cmd, int& rc) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) {
-    rc = -1;
-    return out;
-  }
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(f);
-  rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
-  while (!out.empty() && (out.front() == ' ' || out.front() == '\n')) out.erase(out.begin());
-  return out;
-}
+using omni::test::shell_quote;
 
 }  // namespace
 
@@ -69,19 +54,20 @@ TEST_CASE("the OpenAI JavaScript client gets what omnid run prints from the shap
   const std::string question = c.at("question").get<std::string>();
   const std::string follow_up = "What colour is the shape?";
 
-  const std::string expected = run("OMNI_LOG_LEVEL=warn " + quote(bin) + " run --model " + quote(model) + " --image " +
-                                       quote(picture) + " --greedy --max-tokens 16 " + quote(question),
+  const std::string expected = run("OMNI_LOG_LEVEL=warn " + shell_quote(bin) + " run --model " + shell_quote(model) + " --image " +
+                                       shell_quote(picture) + " --greedy --max-tokens 16 " + shell_quote(question),
                                    rc);
   REQUIRE(rc == 0);
   REQUIRE(!expected.empty());
 
   omni::test::HttpDaemon d({}, model);
-  const std::string cmd = "OMNI_OPENAI_DIR=" + quote(package) + " OMNI_BASE_URL=http://127.0.0.1:" +
-                          std::to_string(d.port()) + "/v1 node " + quote(script) + " " + quote(picture) + " " +
-                          quote(question) + " " + quote(follow_up) + " 2>&1";
-  const std::string out = run(cmd, rc);
-  INFO("node said: " << out);
-  REQUIRE(rc == 0);
+  const std::string cmd = "OMNI_OPENAI_DIR=" + shell_quote(package) + " OMNI_BASE_URL=http://127.0.0.1:" +
+                          std::to_string(d.port()) + "/v1 node " + shell_quote(script) + " " + shell_quote(picture) + " " +
+                          shell_quote(question) + " " + shell_quote(follow_up);
+  const auto node = omni::test::run_command(cmd);
+  const std::string out = omni::test::trimmed(node.out);
+  INFO("node said: " << out << node.err);
+  REQUIRE(node.exit_code == 0);
   const json got = json::parse(out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1));
   INFO("omnid run: '" << expected << "'");
   CHECK(got["object"] == "chat.completion");
@@ -108,8 +94,8 @@ TEST_CASE("the OpenAI JavaScript client gets what omnid run prints from the shap
   const std::string out_dir = std::string(OMNI_BIN_DIR) + "/../tests/http";
   std::filesystem::create_directories(out_dir);
   std::ofstream(out_dir + "/two_turn_messages.json") << messages.dump(1) << "\n";
-  const std::string ask = run(quote(std::string(OMNI_BIN_DIR) + "/omni") + " ask --socket " + quote(d.socket()) +
-                                  " --messages " + quote(out_dir + "/two_turn_messages.json") +
+  const std::string ask = run(shell_quote(std::string(OMNI_BIN_DIR) + "/omni") + " ask --socket " + shell_quote(d.socket()) +
+                                  " --messages " + shell_quote(out_dir + "/two_turn_messages.json") +
                                   " --greedy --max-tokens 16",
                               rc);
   REQUIRE(rc == 0);

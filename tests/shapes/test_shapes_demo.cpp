@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/run_command.h"
 #include "util/skip.h"
 
 namespace {
@@ -23,31 +24,13 @@ bool exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-std::string shell_quote(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) {
-    if (c == '\'') r += "'\\''";
-    else r += c;
-  }
-  return r + "'";
-}
+using omni::test::shell_quote;
 
 // stdout of the command (trimmed); rc receives the exit status.
 std::string run(const std::string& cmd, int& rc) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) {
-    rc = -1;
-    return out;
-  }
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
-  const int st = ::pclose(f);
-  rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ' || out.back() == '\r')) out.pop_back();
-  while (!out.empty() && (out.front() == ' ' || out.front() == '\n')) out.erase(out.begin());
-  return out;
+  const auto r = omni::test::run_command(cmd);
+  rc = r.exit_code;
+  return omni::test::trimmed(r.out);
 }
 
 }  // namespace

@@ -156,30 +156,28 @@ void HttpConnection::read_head() {
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->safely([&] { self->on_head(ec); }); });
 }
 
+bool HttpConnection::answer_read_error(beast::error_code ec, const char* part) {
+  std::optional<HttpError> e;
+  if (ec == http::error::header_limit)
+    e = HttpError::from_code(ErrorCode::too_large, "the request head exceeds " +
+                                                       std::to_string(shared_->settings.max_header_bytes) +
+                                                       " bytes (http_max_header_bytes)");
+  else if (ec == http::error::body_limit)   // from the head: its Content-Length is over the limit
+    e = HttpError::from_code(ErrorCode::too_large, "the body exceeds the limit of " +
+                                                       std::to_string(shared_->settings.max_body_bytes) +
+                                                       " bytes (http_max_body_bytes)");
+  else if (is_http_parse_error(ec) && ec != http::error::end_of_stream && ec != http::error::partial_message)
+    e = HttpError::from_code(ErrorCode::bad_message, std::string("malformed HTTP ") + part + ": " + ec.message());
+  if (!e) return false;
+  keep_alive_ = false;
+  linger_after_write_ = true;
+  respond_error(*e);
+  return true;
+}
+
 void HttpConnection::on_head(beast::error_code ec) {
   if (closed_) return;
-  if (ec == http::error::header_limit) {
-    keep_alive_ = false;
-    linger_after_write_ = true;
-    respond_error(HttpError::from_code(ErrorCode::too_large, "the request head exceeds " +
-                                                                 std::to_string(shared_->settings.max_header_bytes) +
-                                                                 " bytes (http_max_header_bytes)"));
-    return;
-  }
-  if (ec == http::error::body_limit) {   // its Content-Length is over the limit: nothing read
-    keep_alive_ = false;
-    linger_after_write_ = true;
-    respond_error(HttpError::from_code(ErrorCode::too_large, "the body exceeds the limit of " +
-                                                                 std::to_string(shared_->settings.max_body_bytes) +
-                                                                 " bytes (http_max_body_bytes)"));
-    return;
-  }
-  if (ec && is_http_parse_error(ec) && ec != http::error::end_of_stream && ec != http::error::partial_message) {
-    keep_alive_ = false;
-    linger_after_write_ = true;
-    respond_error(HttpError::from_code(ErrorCode::bad_message, "malformed HTTP request: " + ec.message()));
-    return;
-  }
+  if (ec && answer_read_error(ec, "request")) return;
   if (ec) {   // the header timeout, or the client went away: nothing to answer
     close();
     return;
@@ -205,20 +203,7 @@ void HttpConnection::read_body() {
 
 void HttpConnection::on_body(beast::error_code ec) {
   if (closed_) return;
-  if (ec == http::error::body_limit) {
-    keep_alive_ = false;
-    linger_after_write_ = true;
-    respond_error(HttpError::from_code(ErrorCode::too_large, "the body exceeds the limit of " +
-                                                                 std::to_string(shared_->settings.max_body_bytes) +
-                                                                 " bytes (http_max_body_bytes)"));
-    return;
-  }
-  if (ec && is_http_parse_error(ec) && ec != http::error::end_of_stream && ec != http::error::partial_message) {
-    keep_alive_ = false;
-    linger_after_write_ = true;
-    respond_error(HttpError::from_code(ErrorCode::bad_message, "malformed HTTP body: " + ec.message()));
-    return;
-  }
+  if (ec && answer_read_error(ec, "body")) return;
   if (ec) {   // the body timeout, or gone
     close();
     return;

@@ -66,6 +66,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void on_head(boost::beast::error_code ec);
   void read_body();
   void on_body(boost::beast::error_code ec);
+  // A read that failed on the request itself (head or body over its limit, malformed):
+  // answered (413, 400), then the connection drains and closes. False for anything else
+  // (a timeout, the client gone), which the caller closes on.
+  bool answer_read_error(boost::beast::error_code ec, const char* part);
   // The head is in: where it goes, whether it may (Host, key, content type), and the
   // answer when it may not. Returns false when it was answered.
   bool admit_head(const Request& req);

@@ -116,8 +116,8 @@ inline int64_t status_detail(const ipc::Status& s, const char* a, const char* b 
   return -1;
 }
 
-// A TCP connection to the daemon's metrics port on loopback that sends nothing (-1 on failure).
-inline int idle_metrics_connection(int port) {
+// A TCP connection to `port` on loopback, nothing sent yet (-1 on failure).
+inline int connect_loopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   sockaddr_in a{};
@@ -133,21 +133,16 @@ inline int idle_metrics_connection(int port) {
 
 // GET /metrics from a daemon's Prometheus port on loopback: the whole HTTP response.
 inline std::string fetch_metrics(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = connect_loopback(port);
   std::string resp;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+  if (fd >= 0) {
     const std::string req = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n";
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size())) {
       char buf[4096];
       for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) resp.append(buf, size_t(n));
     }
+    ::close(fd);
   }
-  ::close(fd);
   return resp;
 }
 

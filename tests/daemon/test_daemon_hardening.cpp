@@ -118,7 +118,7 @@ TEST_CASE("out of descriptors, the daemon refuses newcomers and serves on", "[da
   c.connect();   // connected before the descriptors run out
   std::vector<int> idle;
   for (int i = 0; i < 20; ++i)
-    if (int fd = test::idle_metrics_connection(port); fd >= 0) idle.push_back(fd);
+    if (int fd = test::connect_loopback(port); fd >= 0) idle.push_back(fd);
   std::vector<ipc::UniqueFd> held;
   for (int i = 0; i < 60; ++i) held.push_back(ipc::connect_unix(d.socket()));   // the backlog takes them
   // Some of those could not be accepted: they were closed (EOF), not left waiting.
@@ -158,7 +158,7 @@ TEST_CASE("out of descriptors, the daemon refuses newcomers and serves on", "[da
 TEST_CASE("the metrics port closes connections that send no request head", "[daemon]") {
   const int port = 20000 + (::getpid() + 11) % 20000;
   test::DaemonProcess d({"--metrics-port", std::to_string(port)});
-  const int fd = test::idle_metrics_connection(port);
+  const int fd = test::connect_loopback(port);
   REQUIRE(fd >= 0);
   pollfd p{fd, POLLIN, 0};
   REQUIRE(::poll(&p, 1, 10000) == 1);   // closed by the daemon after its read timeout

@@ -27,7 +27,6 @@ struct Value {
   Value(Map m) : v(std::move(m)) {}
 
   bool is_nil() const { return std::holds_alternative<std::monostate>(v); }
-  bool is_map() const { return std::holds_alternative<Map>(v); }
   const Map* map() const { return std::get_if<Map>(&v); }
   /// Map lookup (nullptr when not a map or key absent).
   const Value* find(const std::string& key) const;

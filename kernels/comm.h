@@ -21,8 +21,8 @@ class Communicator {
   virtual void all_reduce_sum(std::vector<Tensor>& parts) = 0;
 };
 
-// The communicator for `devs`: NCCL when all are CUDA devices and NCCL is built, else
-// the in-process one (through host memory).
+// The communicator for `devs`: NCCL when all are CUDA devices and libomni_backend_nccl.so
+// loads (kernels/backend_registry.cpp), else the in-process one (through host memory).
 std::shared_ptr<Communicator> make_communicator(const std::vector<std::shared_ptr<Device>>& devs);
 
 }  // namespace omni::kernels

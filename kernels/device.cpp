@@ -6,12 +6,6 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "kernels/cpu/cpu_device.h"
-
-#if defined(OMNI_HAVE_CUDA)
-#include "kernels/cuda/cuda_device.h"
-#endif
-
 namespace omni::kernels {
 
 std::string DeviceId::str() const {
@@ -59,21 +53,5 @@ size_t host_available_memory() {
   }
   return static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
-
-std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap) {
-  if (id.kind == DeviceId::Kind::CPU) {
-    size_t cap = memory_cap ? memory_cap : host_available_memory();
-    return std::make_shared<CpuDevice>(id.index, cap);
-  }
-#if defined(OMNI_HAVE_CUDA)
-  return make_cuda_device(id.index, memory_cap);
-#else
-  throw std::runtime_error("device " + id.str() + " requested, but omnid was built without CUDA");
-#endif
-}
-
-#if !defined(OMNI_HAVE_CUDA)
-int cuda_device_count() { return 0; }
-#endif
 
 }  // namespace omni::kernels

@@ -1,7 +1,7 @@
 #pragma once
 // Devices: where tensors live and ops run. cpu:N devices exist so that every
 // multi-device path (pipeline, tensor parallel, planner) runs in CI without a GPU;
-// each has its own memory budget. cuda:N devices come from the CUDA backend.
+// each has its own memory budget. cuda:N devices come from the CUDA backend (kernels/backend.h).
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -57,11 +57,15 @@ class Device {
   mutable TurnLock exec_mu_;
 };
 
-// Creates the device named by `id`. memory_cap 0 means "what the device has".
+// Creates the device named by `id` through its backend (kernels/backend_registry.cpp).
+// memory_cap 0 means "what the device has".
 std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap = 0);
 
-// Host memory available to cpu devices, and the number of CUDA devices (0 without CUDA).
+// Host memory available to cpu devices.
 size_t host_available_memory();
-int cuda_device_count();
+// Devices of `kind` this process can use: 0 for CUDA when its backend is not available
+// (backend_detail says why).
+int device_count(DeviceId::Kind kind);
+std::string backend_detail(DeviceId::Kind kind);
 
 }  // namespace omni::kernels

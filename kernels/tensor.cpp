@@ -2,11 +2,8 @@
 
 #include <stdexcept>
 
+#include "kernels/backend.h"
 #include "kernels/ops.h"
-
-#if defined(OMNI_HAVE_CUDA)
-#include "kernels/cuda/cuda_device.h"
-#endif
 
 namespace omni::kernels {
 
@@ -104,14 +101,10 @@ void copy_between(const Tensor& src, Tensor& dst) {
     dst.device().ops().copy(src, dst);
     return;
   }
-#if defined(OMNI_HAVE_CUDA)
-  // GPU to GPU, same dtype: a peer copy (through the host only where peer access is off).
-  if (src.dtype() == dst.dtype() && src.device().id().kind == DeviceId::Kind::CUDA &&
-      dst.device().id().kind == DeviceId::Kind::CUDA) {
-    cuda_peer_copy(src.device(), src.raw(), dst.device(), dst.raw(), src.nbytes());
-    return;
-  }
-#endif
+  // Two devices of one backend, same dtype: the backend's own path (GPU peer copies).
+  const DeviceId::Kind kind = src.device().id().kind;
+  if (src.dtype() == dst.dtype() && kind == dst.device().id().kind)
+    if (const Backend* b = backend_for(kind); b && b->copy_between_devices(src, dst)) return;
   // Host bounce: exact for equal dtypes; converts through float32 otherwise.
   if (src.dtype() == dst.dtype()) {
     std::vector<uint8_t> tmp(src.nbytes());

@@ -12,7 +12,7 @@ PACKAGES=(
   libopenblas-dev         # CPU GEMMs
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   libpcre2-dev libutf8proc-dev   # tokenizer regex and NFC
-  libpng-dev libjpeg62-turbo-dev libwebp-dev libexif-dev   # image decoding
+  libpng-dev libjpeg62-turbo-dev libwebp-dev   # image decoding (EXIF orientation: daemon/image/exif_orientation.cpp)
   libssl-dev              # SHA-256 for the vision-embedding cache
   libsystemd-dev          # sd_notify for the systemd unit
   clang libclang-rt-14-dev   # libFuzzer target, LeakSanitizer runtime

@@ -1,4 +1,4 @@
-// GPU benchmark for the CUDA backend (issue 8), MiniCPM-V 2.6 shapes with random bf16
+// GPU benchmark for the CUDA backend (docs/cuda.md), MiniCPM-V 2.6 shapes with random bf16
 // weights: the Qwen2-7B decoder (hidden 3584, 28 layers, 28/4 heads, ffn 18944, vocab
 // 151666) and the SigLIP-400M tower (27 layers, 1152 wide, 16 heads, ffn 4304).
 //
@@ -306,7 +306,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    if (cuda_device_count() == 0) {
+    if (device_count(DeviceId::Kind::CUDA) == 0) {
       std::fprintf(stderr, "bench_decode: no CUDA device\n");
       return 1;
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ONE script for a lent GPU machine (issue 8). Prepared here by bench/gpu/prepare.sh,
+# The ONE script for a lent GPU machine (docs/cuda.md). Prepared here by bench/gpu/prepare.sh,
 # run there with carry ["build-gpu"]:  bash bench/gpu/run.sh [--quick]
 # Steps (about 5 minutes on an H100, all bounded by timeouts):
 #   1. machine facts (nvidia-smi, libraries the binaries cannot find)

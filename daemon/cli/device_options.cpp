@@ -55,7 +55,7 @@ std::vector<kernels::DeviceId> DeviceOptions::device_list() const {
   std::vector<kernels::DeviceId> ids;
   if (devices.empty()) {
     // Discovery: every CUDA device; without CUDA, one cpu device.
-    const int n = kernels::cuda_device_count();
+    const int n = kernels::device_count(kernels::DeviceId::Kind::CUDA);
     for (int i = 0; i < n; ++i) ids.push_back({kernels::DeviceId::Kind::CUDA, i});
     if (ids.empty()) ids.push_back({kernels::DeviceId::Kind::CPU, 0});
   } else {

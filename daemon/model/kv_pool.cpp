@@ -125,12 +125,6 @@ KvPool::KvPool(const std::vector<std::shared_ptr<kernels::Device>>& devices, int
   }
 }
 
-size_t KvPool::bytes() const {
-  size_t b = 0;
-  for (size_t i = 0; i < k_.size(); ++i) b += k_[i].nbytes() + v_[i].nbytes();
-  return b;
-}
-
 KvSequence::KvSequence(std::shared_ptr<KvPool> pool, int64_t max_tokens) : pool_(std::move(pool)) {
   if (!pool_) throw Error("KV sequence without a pool");
   max_tokens_ = max_tokens > 0 ? std::min(max_tokens, pool_->tokens()) : pool_->tokens();

@@ -88,7 +88,6 @@ class KvPool {
   BlockManager& blocks() { return blocks_; }
   const BlockManager& blocks() const { return blocks_; }
   int64_t tokens() const { return blocks_.n_blocks() * kBlockTokens; }
-  size_t bytes() const;
 
  private:
   int ranks_;

@@ -37,7 +37,6 @@ class WeightLoader {
   // Columns [first, first+count) of a 2-D tensor.
   kernels::Tensor load_cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
                             int64_t count, const std::shared_ptr<kernels::Device>& dev);
-  const Checkpoint& checkpoint() const { return ckpt_; }
 
  private:
   // Counts each checkpoint tensor once and its bytes at most once, however many devices

@@ -98,9 +98,10 @@ void Planner::validate() {
   if (o_.devices.empty()) throw Error("plan: no devices");
   const int E = int(o_.devices.size());
   for (const auto& d : o_.devices)
-    if (d.kind == DeviceId::Kind::CUDA && d.index >= kernels::cuda_device_count())
+    if (d.kind == DeviceId::Kind::CUDA && d.index >= kernels::device_count(d.kind))
       throw Error("device " + d.str() + " does not exist: this machine has " +
-                  std::to_string(kernels::cuda_device_count()) + " CUDA devices");
+                  std::to_string(kernels::device_count(d.kind)) + " CUDA devices (" +
+                  kernels::backend_detail(d.kind) + ")");
   for (const auto& [name, cap] : o_.max_memory) {
     if (std::none_of(o_.devices.begin(), o_.devices.end(), [&](const DeviceId& d) { return d.str() == name; }))
       throw Error("max_memory names " + name + ", which is not in the device list");

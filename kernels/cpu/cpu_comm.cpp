@@ -4,9 +4,6 @@
 
 #include "kernels/ops.h"
 
-#if defined(OMNI_HAVE_NCCL)
-#include "kernels/cuda/nccl_comm.h"
-#endif
 
 namespace omni::kernels {
 
@@ -32,16 +29,6 @@ void CpuCommunicator::all_reduce_sum(std::vector<Tensor>& parts) {
     Tensor staged = Tensor::from_host(dev, parts[r].dtype(), parts[r].shape(), sum.data());
     dev->ops().copy(staged, parts[r]);
   }
-}
-
-std::shared_ptr<Communicator> make_communicator(const std::vector<std::shared_ptr<Device>>& devs) {
-#if defined(OMNI_HAVE_NCCL)
-  bool all_cuda = true;
-  for (const auto& d : devs) all_cuda = all_cuda && d->id().kind == DeviceId::Kind::CUDA;
-  if (all_cuda) return make_nccl_communicator(devs);
-#endif
-  // cpu devices, mixed devices, or CUDA without NCCL: correct through host memory, slow.
-  return std::make_shared<CpuCommunicator>(devs);
 }
 
 }  // namespace omni::kernels

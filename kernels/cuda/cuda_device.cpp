@@ -158,10 +158,6 @@ void CudaDevice::synchronize() {
   OMNI_CUDA_CHECK(cudaStreamSynchronize(as_stream(stream_)));
 }
 
-std::shared_ptr<Device> make_cuda_device(int index, size_t memory_cap) {
-  return std::make_shared<CudaDevice>(index, memory_cap);
-}
-
 void cuda_peer_copy(Device& src_dev, const void* src, Device& dst_dev, void* dst, size_t bytes) {
   auto* s = dynamic_cast<CudaDevice*>(&src_dev);
   auto* d = dynamic_cast<CudaDevice*>(&dst_dev);

@@ -1,7 +1,7 @@
 #pragma once
-// The CUDA device (issue 8): one GPU, one stream, a stream-ordered allocator under a
+// The CUDA device: one GPU, one stream, a stream-ordered allocator under a
 // memory cap, pinned staging for uploads, and CudaOps (bf16 storage, fp32 accumulation).
-// This header stays free of CUDA headers: kernels/device.cpp includes it from plain C++.
+// This header stays free of CUDA headers: plain C++ (tests, benchmarks) includes it.
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -52,7 +52,8 @@ class CudaDevice final : public Device {
   std::unique_ptr<CudaOps> ops_;
 };
 
-std::shared_ptr<Device> make_cuda_device(int index, size_t memory_cap);
+// GPUs the CUDA runtime sees (0 without a driver or GPU).
+int cuda_device_count();
 
 // Copies `bytes` from `src` on `src_dev` to `dst` on `dst_dev` (both CUDA devices) with
 // cudaMemcpyPeerAsync; returns when the copy has landed.

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_device.h"
 
@@ -83,31 +84,11 @@ void NcclCommunicator::all_reduce_sum(std::vector<Tensor>& parts) {
   for (auto& d : devs_) d->synchronize();
 }
 
-void NcclCommunicator::send_recv(const Tensor& src, int from, Tensor& dst, int to) {
-  if (from < 0 || to < 0 || from >= size() || to >= size() || from == to)
-    throw std::invalid_argument("send_recv between ranks " + std::to_string(from) + " and " + std::to_string(to));
-  if (src.numel() != dst.numel() || src.dtype() != dst.dtype())
-    throw std::invalid_argument("send_recv: " + src.describe() + " -> " + dst.describe());
-  CudaDevice& s = cuda_of(devs_[size_t(from)]);
-  CudaDevice& d = cuda_of(devs_[size_t(to)]);
-  {
-    Group g;
-    s.make_current();
-    nccl_check(ncclSend(src.raw(), size_t(src.numel()), nccl_type(src), to, static_cast<ncclComm_t>(comms_[size_t(from)]),
-                        static_cast<cudaStream_t>(s.stream())),
-               "ncclSend");
-    d.make_current();
-    nccl_check(ncclRecv(dst.raw(), size_t(dst.numel()), nccl_type(dst), from, static_cast<ncclComm_t>(comms_[size_t(to)]),
-                        static_cast<cudaStream_t>(d.stream())),
-               "ncclRecv");
-    g.end();
-  }
-  s.synchronize();
-  d.synchronize();
-}
-
-std::shared_ptr<Communicator> make_nccl_communicator(const std::vector<std::shared_ptr<Device>>& devs) {
-  return std::make_shared<NcclCommunicator>(devs);
-}
-
 }  // namespace omni::kernels
+
+// The entry point kernels/backend_registry.cpp looks up.
+extern "C" __attribute__((visibility("default"))) std::shared_ptr<omni::kernels::Communicator>
+omni_communicator_nccl_v1(int abi, const std::vector<std::shared_ptr<omni::kernels::Device>>& devs) {
+  if (abi != omni::kernels::kBackendAbi) return nullptr;
+  return std::make_shared<omni::kernels::NcclCommunicator>(devs);
+}

@@ -1,5 +1,6 @@
 #pragma once
-// The NCCL communicator: kernels/comm.h's Communicator over CUDA devices of one process.
+// The NCCL communicator: kernels/comm.h's Communicator over CUDA devices of one process,
+// built as libomni_backend_nccl.so (kernels/backend.h: a GPU box without NCCL keeps its GPUs).
 // One thread drives every rank: each collective issues its per-rank calls inside
 // ncclGroupStart/ncclGroupEnd on the ranks' device streams, then waits for them.
 // Note: NCCL chooses its own reduction order (ring/tree), so sums are deterministic for
@@ -22,14 +23,10 @@ class NcclCommunicator final : public Communicator {
   const std::vector<std::shared_ptr<Device>>& devices() const override { return devs_; }
   // In place, BF16 or F32 parts, one per rank.
   void all_reduce_sum(std::vector<Tensor>& parts) override;
-  // Point to point: src (on rank `from`) into dst (on rank `to`); same dtype and size.
-  void send_recv(const Tensor& src, int from, Tensor& dst, int to);
 
  private:
   std::vector<std::shared_ptr<Device>> devs_;
   std::vector<void*> comms_;   // ncclComm_t per rank
 };
-
-std::shared_ptr<Communicator> make_nccl_communicator(const std::vector<std::shared_ptr<Device>>& devs);
 
 }  // namespace omni::kernels

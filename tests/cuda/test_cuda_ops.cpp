@@ -29,7 +29,7 @@ using kernels::DType;
 using kernels::Tensor;
 
 #define SKIP_WITHOUT_CUDA()                              \
-  if (omni::kernels::cuda_device_count() == 0) OMNI_SKIP("no CUDA device")
+  if (omni::kernels::device_count(omni::kernels::DeviceId::Kind::CUDA) == 0) OMNI_SKIP("no CUDA device")
 
 namespace {
 
@@ -261,7 +261,7 @@ TEST_CASE("cuda device memory, transfers and peer copies", "[cuda]") {
   CHECK(dev->free_memory() == before);
 
   // cuda -> cuda (another device object, same or next GPU) and cuda <-> cpu.
-  const int other = kernels::cuda_device_count() > 1 ? 1 : 0;
+  const int other = kernels::device_count(kernels::DeviceId::Kind::CUDA) > 1 ? 1 : 0;
   auto dev2 = kernels::make_device(kernels::DeviceId{kernels::DeviceId::Kind::CUDA, other});
   auto cpu = kernels::make_device(kernels::DeviceId::parse("cpu:0"));
   std::vector<float> v = {1.5f, -2.25f, 3.0f, 1e-3f};

@@ -105,7 +105,10 @@ TEST_CASE("a tensor-parallel KV cache holds each rank's heads", "[parallel]") {
   const auto& c = lm->decoder().config();
   CHECK(pool->k(0, 1).cols() == c.kv_width() / 2);
   CHECK(&pool->k(0, 1).device() != &pool->k(0, 0).device());
-  CHECK(pool->bytes() == size_t(2 * c.n_layers * 3 * kBlockTokens * c.kv_width() * 4));
+  size_t bytes = 0;
+  for (int layer = 0; layer < c.n_layers; ++layer)
+    for (int rank = 0; rank < 2; ++rank) bytes += pool->k(layer, rank).nbytes() + pool->v(layer, rank).nbytes();
+  CHECK(bytes == size_t(2 * c.n_layers * 3 * kBlockTokens * c.kv_width() * 4));
   // The planner's unit: one block on each rank holds its half of the heads of every layer.
   const auto& ranks = lm->decoder().placement().tp_devices;
   CHECK(lm->decoder().block_bytes(*ranks[0]) == 2 * c.n_layers * kBlockTokens * (c.kv_width() / 2) * 4);

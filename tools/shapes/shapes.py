@@ -1,6 +1,6 @@
 """Shapes demo model: picture generator, MiniCPM-V 2.6 preprocessing, tokenizer and a
 PyTorch implementation of the MiniCPM-V 2.6 architecture (SigLIP NaViT tower, resampler,
-Qwen2 decoder) whose math follows /work/shared/spec/minicpmv.md sections 2.1-2.9.
+Qwen2 decoder) whose math follows docs/models.md and the engine (daemon/model/).
 
 Used by train.py, evaluate.py and verify_reference.py in this folder. Needs only Debian's
 python3-torch, python3-numpy and python3-pil.

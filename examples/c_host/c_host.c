@@ -2,8 +2,9 @@
  *
  *   omni_c_host [--plugin PATH] [--socket PATH] [--image FILE]... [--greedy] [--max-tokens N] "question"
  *
- * Defaults: plugin from $OMNI_PLUGIN or "libomni_plugin.so" (dlopen search path),
- * socket from $OMNI_SOCKET or /run/omnid/omnid.sock. Streams the answer to stdout.
+ * Defaults: plugin from $OMNI_PLUGIN, else OMNI_PLUGIN_DEFAULT (the plugin's path known
+ * when this host was built, see below), socket from $OMNI_SOCKET or /run/omnid/omnid.sock.
+ * Streams the answer to stdout.
  * Exit status: 0 ok, 1 usage/plugin error, 2 request failed.
  */
 #include <dlfcn.h>
@@ -14,6 +15,16 @@
 #include "omni_plugin.h"
 
 #define MAX_IMAGES 8
+
+/* Where the plugin is, known at build time: the build tree's libomni_plugin.so for the
+ * omni_c_host target (examples/CMakeLists.txt), the installed one when built against an
+ * installed omnid:
+ *   cc c_host.c $(pkg-config --cflags --libs omni-plugin) \
+ *      -DOMNI_PLUGIN_DEFAULT="\"$(pkg-config --variable=plugin omni-plugin)\""
+ * Without it: the dlopen search path (a plugin installed under /usr is found there). */
+#ifndef OMNI_PLUGIN_DEFAULT
+#define OMNI_PLUGIN_DEFAULT "libomni_plugin.so"
+#endif
 
 static void on_event(void* user, const omni_plugin_event* ev) {
   int* final_status = (int*)user;
@@ -29,7 +40,7 @@ static void on_event(void* user, const omni_plugin_event* ev) {
 }
 
 int main(int argc, char** argv) {
-  const char* plugin = getenv("OMNI_PLUGIN") ? getenv("OMNI_PLUGIN") : "libomni_plugin.so";
+  const char* plugin = getenv("OMNI_PLUGIN") ? getenv("OMNI_PLUGIN") : OMNI_PLUGIN_DEFAULT;
   const char* socket = getenv("OMNI_SOCKET") ? getenv("OMNI_SOCKET") : "/run/omnid/omnid.sock";
   const char* images[MAX_IMAGES];
   size_t n_images = 0;

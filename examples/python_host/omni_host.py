@@ -3,13 +3,18 @@
 
     python3 omni_host.py [--plugin PATH] [--socket PATH] [--image FILE]... "question"
 
+The plugin: --plugin, else $OMNI_PLUGIN, else the first found of default_plugin()'s
+places (an installed omnid, then this checkout's build/).
 Streams the answer to stdout. The struct layouts below mirror plugin/include/omni_plugin.h
 (ABI 1); the plugin reads only `struct_size` bytes of each input struct, so this host
 keeps working with newer plugins.
 """
 import argparse
 import ctypes as C
+import ctypes.util
+import glob
 import os
+import subprocess
 import sys
 
 ABI_VERSION = 1
@@ -126,9 +131,41 @@ class OmniPlugin:
             self.client = None
 
 
+def default_plugin():
+    """Where an installed plugin is, else the one this source checkout built."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    # Installed by cmake --install into PREFIX/share/doc/omnid/examples/python_host/: the
+    # plugin of that same PREFIX (lib/ or a multiarch lib/<triplet>/).
+    tail = os.path.join("share", "doc", "omnid", "examples", "python_host")
+    if here.endswith(os.sep + tail):
+        prefix = here[: -len(tail) - 1]
+        found = sorted(glob.glob(os.path.join(prefix, "lib", "libomni_plugin.so.*")) +
+                       glob.glob(os.path.join(prefix, "lib", "*", "libomni_plugin.so.*")))
+        if found:
+            return found[0]
+    # Installed system-wide (the .deb, or a prefix in ld.so.conf): the loader's cache.
+    name = ctypes.util.find_library("omni_plugin")
+    if name:
+        return name
+    # Installed elsewhere, with its pkgconfig folder on PKG_CONFIG_PATH.
+    try:
+        out = subprocess.run(["pkg-config", "--variable=plugin", "omni-plugin"], capture_output=True,
+                             text=True, timeout=10)
+        if out.returncode == 0 and os.path.isfile(out.stdout.strip()):
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    # This checkout's build tree (README: cmake -B build).
+    built = os.path.join(here, "..", "..", "build", "lib", "libomni_plugin.so")
+    if os.path.exists(built):
+        return os.path.normpath(built)
+    return "libomni_plugin.so"  # the dlopen search path; the error will name it
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--plugin", default=os.environ.get("OMNI_PLUGIN", "libomni_plugin.so"))
+    ap.add_argument("--plugin", default=os.environ.get("OMNI_PLUGIN") or None,
+                    help="default: $OMNI_PLUGIN, else an installed plugin, else ../../build/lib")
     ap.add_argument("--socket", default=os.environ.get("OMNI_SOCKET", "/run/omnid/omnid.sock"))
     ap.add_argument("--image", action="append", default=[])
     ap.add_argument("--max-tokens", type=int, default=256)
@@ -136,7 +173,7 @@ def main():
     ap.add_argument("--status", action="store_true", help="print the daemon status JSON afterwards")
     ap.add_argument("question")
     a = ap.parse_args()
-    p = OmniPlugin(a.plugin, a.socket)
+    p = OmniPlugin(a.plugin or default_plugin(), a.socket)
     try:
         status, reason, text = p.ask(a.question, a.image, a.max_tokens, a.greedy,
                                      on_text=lambda s: (sys.stdout.write(s), sys.stdout.flush()))

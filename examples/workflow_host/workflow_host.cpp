@@ -9,6 +9,9 @@
 // plus a status query at the end. A watchdog thread cancels a step that runs longer
 // than --step-timeout-ms (cancel is thread-safe and idempotent; the FINAL event then
 // reports "cancelled"). Uses only the C ABI in omni_plugin.h.
+//
+// The plugin: --plugin, else $OMNI_PLUGIN, else OMNI_PLUGIN_DEFAULT, the path known at
+// build time (examples/c_host/c_host.c says how to set it against an installed omnid).
 #include <dlfcn.h>
 
 #include <atomic>
@@ -23,6 +26,10 @@
 #include <vector>
 
 #include "omni_plugin.h"
+
+#ifndef OMNI_PLUGIN_DEFAULT
+#define OMNI_PLUGIN_DEFAULT "libomni_plugin.so"   // the dlopen search path
+#endif
 
 namespace {
 
@@ -54,7 +61,7 @@ std::string replace_prev(std::string tmpl, const std::string& prev) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string plugin = std::getenv("OMNI_PLUGIN") ? std::getenv("OMNI_PLUGIN") : "libomni_plugin.so";
+  std::string plugin = std::getenv("OMNI_PLUGIN") ? std::getenv("OMNI_PLUGIN") : OMNI_PLUGIN_DEFAULT;
   std::string socket = std::getenv("OMNI_SOCKET") ? std::getenv("OMNI_SOCKET") : "/run/omnid/omnid.sock";
   int step_timeout_ms = 120000;
   std::string image;

@@ -43,7 +43,8 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/cmake/debian/postinst
     ${PROJECT_SOURCE_DIR}/cmake/debian/prerm
     ${PROJECT_SOURCE_DIR}/cmake/debian/postrm
-    ${PROJECT_SOURCE_DIR}/cmake/debian/conffiles)
+    ${PROJECT_SOURCE_DIR}/cmake/debian/conffiles
+    ${PROJECT_SOURCE_DIR}/cmake/debian/triggers)   # ldconfig for the libraries in /usr/lib
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 
 include(CPack)

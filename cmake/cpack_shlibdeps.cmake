@@ -27,7 +27,8 @@ message(STATUS "omnid: optional backends left out of dpkg-shlibdeps: ${_optional
 file(GLOB_RECURSE _files LIST_DIRECTORIES false RELATIVE "${_stage}" "${_stage}/*")
 set(_elf "")
 foreach(_f IN LISTS _files)
-  if("/${_f}" IN_LIST _optional)
+  list(FIND _optional "/${_f}" _i)   # not IN_LIST: CPack runs this without policy CMP0057
+  if(_i GREATER -1)
     continue()
   endif()
   execute_process(COMMAND env LC_ALL=C file "./${_f}" WORKING_DIRECTORY "${_stage}" OUTPUT_VARIABLE _what)

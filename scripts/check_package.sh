@@ -53,14 +53,16 @@ for re in '/usr/lib/(.*/)?libomni_plugin\.so\.[0-9]+' '/usr/lib/(.*/)?libomni_cl
           '/usr/lib/(.*/)?pkgconfig/omni-plugin\.pc' '/usr/lib/(.*/)?pkgconfig/omni-client\.pc'; do
   grep -Eqx "$re" "$work/contents" || fail "the package has no file matching $re"
 done
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles >"$work/conffiles" 2>/dev/null || true
-grep -qx /etc/omnid/omnid.toml "$work/conffiles" || fail "/etc/omnid/omnid.toml is not a conffile"
-for s in postinst prerm postrm; do
-  dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -qx "./$s" || fail "no $s maintainer script"
+# (Listings go to files first: grep -q closing a pipe early would fail it under pipefail.)
+mkdir "$work/control"
+dpkg-deb -e "$deb" "$work/control"
+grep -qx /etc/omnid/omnid.toml "$work/control/conffiles" 2>/dev/null || fail "/etc/omnid/omnid.toml is not a conffile"
+for s in postinst prerm postrm triggers; do
+  [ -f "$work/control/$s" ] || fail "no $s in the control archive"
 done
 # One package for CPU-only and GPU machines: it must never depend on CUDA.
 depends="$(dpkg-deb -f "$deb" Depends)"
-if echo "$depends" | grep -Eiq 'cuda|cublas|nccl'; then
+if grep -Eiq 'cuda|cublas|nccl' <<<"$depends"; then
   fail "Depends names CUDA: $depends"
 fi
 

@@ -16,6 +16,7 @@ PACKAGES=(
   libssl-dev              # SHA-256 for the vision-embedding cache
   libsystemd-dev          # sd_notify for the systemd unit
   clang libclang-rt-14-dev   # libFuzzer target, LeakSanitizer runtime
+  dpkg-dev file systemd   # scripts/check_package.sh: cpack's dpkg-shlibdeps and file, systemd-analyze
 )
 
 missing=()

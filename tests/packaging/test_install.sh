@@ -82,17 +82,17 @@ done
 answer="$("$tmp/c_host" --socket "$socket" --image "$picture" --greedy --max-tokens 16 "What shape is this?" \
   2>"$tmp/c_host.log")" || die "c_host (installed plugin, no OMNI_PLUGIN) failed"
 echo "c_host: $answer"
-echo "$answer" | grep -qi circle || die "c_host answered '$answer', expected a circle"
+grep -qi circle <<<"$answer" || die "c_host answered '$answer', expected a circle"
 
 status="$("$tmp/client" "$socket" 2>"$tmp/client.log")" || die "the C client could not read the status"
-echo "$status" | grep -q '"active_requests"' || die "the status has no active_requests: $status"
+grep -q '"active_requests"' <<<"$status" || die "the status has no active_requests: $status"
 
 if command -v python3 >/dev/null 2>&1; then
   py="$(python3 "$prefix/share/doc/omnid/examples/python_host/omni_host.py" --socket "$socket" \
     --image "$picture" --greedy --max-tokens 16 "What shape is this?" 2>"$tmp/python_host.log")" ||
     die "the installed Python host failed"
   echo "python_host: $py"
-  echo "$py" | grep -qi circle || die "the Python host answered '$py', expected a circle"
+  grep -qi circle <<<"$py" || die "the Python host answered '$py', expected a circle"
 else
   echo "python3 not installed: the Python host is not checked"
 fi

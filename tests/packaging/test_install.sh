@@ -8,11 +8,12 @@
 # and the host, run with no OMNI_PLUGIN, must answer the demo picture ("circle"), the C
 # client must read the daemon's status, and the installed Python host must find the
 # installed plugin by itself. Exit 77 (SKIPPED) when something it needs is missing.
-#   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR C_COMPILER
+#   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR C_COMPILER [sanitized|plain]
 set -euo pipefail
 build="$1" src="$2" libdir="$3" cc="${4:-cc}"
 
 skip() { echo "SKIPPED: $*"; exit 77; }
+[ "${5:-plain}" = sanitized ] && skip "a sanitizer build: a plain host cannot load its plugin (needs the sanitizer runtime first)"
 model="$src/models/shapes"
 picture="$src/tests/data/shapes/demo.png"
 [ -f "$model/model.safetensors" ] || skip "no demo model at $model"

@@ -18,14 +18,12 @@ set(OMNI_INSTALL_PRIVATE_LIBDIR ${CMAKE_INSTALL_LIBDIR}/omnid)
 # Libraries only omnid loads (linked or dlopen'ed), kept out of the loader's search path
 # so that they are no ABI promise: P/<libdir>/omnid, found through omnid's RUNPATH
 # ($ORIGIN/../<libdir>/omnid) and, among themselves, through $ORIGIN.
-#
-# For the CUDA backend (libomni_backend_cuda.so, loaded with dlopen when the CUDA runtime
-# is present) and libomni_kernels.so, once they are shared libraries:
-#     omni_install_private_library(omni_kernels)
-#     omni_install_private_library(omni_backend_cuda OPTIONAL_BACKEND)
-# OPTIONAL_BACKEND: the package must not depend on what it links (cudart, cuBLAS, NCCL);
-# cmake/Packaging.cmake leaves those files out of dpkg-shlibdeps' scan.
-# A static library (omni_kernels today) is part of omnid itself: nothing to install.
+# libomni_kernels.so is linked by omnid; kernels/backend_registry.cpp dlopens the backends
+# (libomni_backend_cuda.so, libomni_backend_nccl.so) from the folder libomni_kernels.so
+# was loaded from, so they must lie beside it.
+# OPTIONAL_BACKEND: the package must not depend on what the library links (cudart,
+# cuBLAS, NCCL): cmake/Packaging.cmake leaves those files out of dpkg-shlibdeps' scan.
+# A static library is part of the programs: nothing to install.
 set_property(GLOBAL PROPERTY OMNI_OPTIONAL_BACKEND_FILES "")
 function(omni_install_private_library target)
   cmake_parse_arguments(arg "OPTIONAL_BACKEND" "" "" ${ARGN})
@@ -42,15 +40,13 @@ function(omni_install_private_library target)
   endif()
 endfunction()
 
-# === Private libraries go here (the CUDA backend work adds its two lines) ===============
-foreach(_lib omni_kernels)
-  if(TARGET ${_lib})
-    omni_install_private_library(${_lib})
+# === omnid's private libraries ===========================================================
+omni_install_private_library(omni_kernels)
+foreach(_backend omni_backend_cuda omni_backend_nccl)   # built only with CUDA (kernels/cuda/)
+  if(TARGET ${_backend})
+    omni_install_private_library(${_backend} OPTIONAL_BACKEND)
   endif()
 endforeach()
-if(TARGET omni_backend_cuda)
-  omni_install_private_library(omni_backend_cuda OPTIONAL_BACKEND)
-endif()
 # =========================================================================================
 
 # --- Programs -----------------------------------------------------------------------------

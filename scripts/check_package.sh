@@ -50,7 +50,8 @@ for p in "${expect[@]}"; do
 done
 # Where GNUInstallDirs puts libraries (lib/ or lib/<multiarch>/) is the build's choice.
 for re in '/usr/lib/(.*/)?libomni_plugin\.so\.[0-9]+' '/usr/lib/(.*/)?libomni_client\.so\.[0-9]+' \
-          '/usr/lib/(.*/)?pkgconfig/omni-plugin\.pc' '/usr/lib/(.*/)?pkgconfig/omni-client\.pc'; do
+          '/usr/lib/(.*/)?pkgconfig/omni-plugin\.pc' '/usr/lib/(.*/)?pkgconfig/omni-client\.pc' \
+          '/usr/lib/(.*/)?omnid/libomni_kernels\.so'; do
   grep -Eqx "$re" "$work/contents" || fail "the package has no file matching $re"
 done
 # (Listings go to files first: grep -q closing a pipe early would fail it under pipefail.)

@@ -76,7 +76,7 @@ bool AccessPolicy::allows(const PeerCred& c) const {
   return false;
 }
 
-UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, SocketFile* bound) {
+bool check_socket_path(const std::string& path) {
   const sockaddr_un addr = make_addr(path);
   const std::string dir = std::filesystem::path(path).parent_path().empty()
                               ? std::string(".")
@@ -86,6 +86,8 @@ UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, Socket
     throw IpcError(ErrorCode::not_allowed, "socket directory does not exist: " + dir);
   if ((ds.st_mode & S_IWOTH) && !(ds.st_mode & S_ISVTX))
     throw IpcError(ErrorCode::not_allowed, "socket directory is world-writable without sticky bit: " + dir);
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw IpcError(ErrorCode::not_allowed, "socket directory " + dir + " is not writable by this user");
 
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
@@ -96,10 +98,17 @@ UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, Socket
     if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0)
       throw IpcError(ErrorCode::busy, "another server is listening on " + path);
     if (errno != ECONNREFUSED) sys_fail(ErrorCode::not_allowed, "probing existing socket " + path);
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) sys_fail(ErrorCode::not_allowed, "removing stale socket");
+    return true;   // stale
   } else if (errno != ENOENT) {
     sys_fail(ErrorCode::not_allowed, "lstat " + path);
   }
+  return false;
+}
+
+UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, SocketFile* bound) {
+  const sockaddr_un addr = make_addr(path);
+  if (check_socket_path(path) && ::unlink(path.c_str()) != 0 && errno != ENOENT)
+    sys_fail(ErrorCode::not_allowed, "removing stale socket");
 
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) sys_fail(ErrorCode::internal, "socket");

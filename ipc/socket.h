@@ -54,6 +54,11 @@ struct SocketFile {
 };
 UniqueFd listen_unix(const std::string& path, unsigned mode = 0660, int backlog = 64, SocketFile* bound = nullptr);
 
+/// The checks listen_unix makes before it binds, alone (the daemon makes them before the
+/// model loads): throws as listen_unix does; true when `path` is a stale socket that
+/// listen_unix would replace.
+bool check_socket_path(const std::string& path);
+
 /// Removes `path` only while it is still the socket file `ours` (same device and
 /// inode): another daemon may have replaced it since. True when removed.
 bool unlink_if_ours(const std::string& path, const SocketFile& ours);

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/device_options.h"
+#include "cli/preflight.h"
 #include "cli/read_file.h"
 #include "model/answer.h"
 #include "model/causal_lm.h"
@@ -47,9 +48,13 @@ struct DumpArgs {
 void run_dump_vision(const DumpArgs& a) {
   std::filesystem::create_directories(a.out);
   ChatModelOptions mo;
-  auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
   std::vector<ImageInput> images;
-  if (!a.image.empty()) images.push_back(ImageInput::from_bytes(a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes)));
+  if (!a.image.empty()) {
+    check_readable_file(a.image, "--image");
+    as_usage_error("--image", [&] { images.push_back(ImageInput::from_bytes(a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes))); });
+  }
+  check_model_and_plan(a.model, a.devices);
+  auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
   ChatPrompt prompt = model->prepare(images, a.text);
   {
     nlohmann::json pj = {{"text", prompt.text}, {"ids", prompt.ids}};
@@ -98,12 +103,14 @@ void run_dump_vision(const DumpArgs& a) {
 
 void run_dump(const DumpArgs& a) {
   if (!a.text.empty() || !a.image.empty()) {
-    if (!a.tokens.empty()) throw Error("dump: give either --tokens or --image/--text, not both");
+    if (!a.tokens.empty()) throw UsageError("dump: give either --tokens or --image/--text, not both");
     run_dump_vision(a);
     return;
   }
-  if (a.tokens.empty()) throw Error("dump: give --tokens, or --text (with --image for a picture)");
-  std::vector<int32_t> ids = parse_tokens(a.tokens);
+  if (a.tokens.empty()) throw UsageError("dump: give --tokens, or --text (with --image for a picture)");
+  std::vector<int32_t> ids;
+  as_usage_error("--tokens", [&] { ids = parse_tokens(a.tokens); });
+  check_model_and_plan(a.model, a.devices);
   std::filesystem::create_directories(a.out);
   auto lm = CausalLm::load(a.model, a.devices.placer(a.model), log_progress(a.model));
   const Decoder& dec = lm->decoder();

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/device_options.h"
 #include "plan/plan.h"
+#include "util/error.h"
 
 namespace omni {
 
@@ -17,7 +18,9 @@ struct PlanArgs {
 };
 
 void run_plan(const PlanArgs& a) {
-  const plan::Plan p = a.devices.make_plan(plan::ModelShape::from_dir(a.model));
+  // A model that does not fit, or flags the planner refuses, are usage errors (exit 2).
+  plan::Plan p;
+  as_usage_error("", [&] { p = a.devices.make_plan(plan::ModelShape::from_dir(a.model)); });
   const std::string out = a.json ? p.json() + "\n" : p.table();
   std::fwrite(out.data(), 1, out.size(), stdout);
 }

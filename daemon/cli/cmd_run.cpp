@@ -4,9 +4,11 @@
 
 #include "cli/commands.h"
 #include "cli/device_options.h"
+#include "cli/preflight.h"
 #include "cli/read_file.h"
 #include "cli/sampling_options.h"
 #include "model/answer.h"
+#include "util/error.h"
 
 namespace omni {
 
@@ -25,9 +27,15 @@ struct RunArgs {
 void run(const RunArgs& a) {
   ChatModelOptions mo;
   if (a.think) mo.enable_thinking = true;
-  auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
+  // Everything named on the command line is checked (and the pictures read) before the load.
+  check_sampling(a.sampling);
   std::vector<ImageInput> images;
-  for (const auto& path : a.images) images.push_back(ImageInput::from_bytes(path, read_file_bytes(path, mo.image_limits.max_encoded_bytes)));
+  for (const auto& path : a.images) {
+    check_readable_file(path, "--image");
+    as_usage_error("--image", [&] { images.push_back(ImageInput::from_bytes(path, read_file_bytes(path, mo.image_limits.max_encoded_bytes))); });
+  }
+  check_model_and_plan(a.model, a.devices);
+  auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
   AnswerOptions opt;
   opt.sampling = a.sampling.resolve(model->default_sampling());
   opt.max_tokens = a.max_tokens;

@@ -12,7 +12,10 @@
 
 #include "cli/commands.h"
 #include "cli/device_options.h"
+#include "cli/preflight.h"
 #include "server/http_loading.h"
+#include "server/metrics_http.h"
+#include "server/socket_activation.h"
 #include "server/server.h"
 #include "server/systemd_notify.h"
 #include "util/error.h"
@@ -57,6 +60,8 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--idle-timeout")) c.idle_timeout_seconds = f.idle_timeout_seconds;
   if (given("--allow-uid")) c.allowed_uids = f.allowed_uids;
   if (given("--allow-gid")) c.allowed_gids = f.allowed_gids;
+  if (given("--socket-group")) c.socket_group = f.socket_group;
+  if (given("--threads")) c.threads = f.threads;
   if (given("--drain-seconds")) c.drain_seconds = f.drain_seconds;
   if (given("--vision-cache-mb")) c.vision_cache_mb = f.vision_cache_mb;
   if (given("--max-image-pixels")) c.max_image_pixels = f.max_image_pixels;
@@ -77,10 +82,35 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
 
 void serve(const ServeArgs& a) {
   server::ServerConfig cfg;
-  if (!a.config_file.empty()) cfg.load_toml(a.config_file);
+  if (!a.config_file.empty()) {
+    check_readable_file(a.config_file, "--config");
+    cfg.load_toml(a.config_file);
+  }
   apply_flags(a, cfg);
   cfg.validate();
   cfg.load_api_key();
+
+  DeviceOptions dev;
+  dev.devices = cfg.devices;
+  dev.use_multi_gpu = cfg.use_multi_gpu;
+  dev.parallel = cfg.parallel;
+  dev.max_memory = cfg.max_memory;
+  dev.split = cfg.split;
+  dev.vision_device = cfg.vision_device;
+  dev.threads = cfg.threads;
+  // The KV pool: kv_cache_tokens, else room for every active request at full length
+  // (shared: a request takes blocks as it grows).
+  dev.context = cfg.max_context;
+  dev.concurrency = cfg.max_active;
+  dev.kv_tokens = cfg.kv_cache_tokens;
+
+  // Everything that can be refused is refused before a weight is read (exit 2): the
+  // settings above, the model folder and its plan, the socket path, the ports.
+  server::ActivatedSockets passed = server::take_activated_sockets(cfg.metrics_port);
+  if (passed.unix_fd < 0) check_socket_path(cfg.socket);
+  check_model_and_plan(cfg.model, dev);
+  int metrics_fd = passed.metrics_fd;
+  if (metrics_fd < 0 && cfg.metrics_port >= 0) metrics_fd = server::bind_metrics_listener(cfg.metrics_port);
 
   // SIGTERM/SIGINT may land on any thread (OpenBLAS starts its own before main), so the
   // handler only writes to a pipe that a waiting thread reads.
@@ -94,20 +124,9 @@ void serve(const ServeArgs& a) {
 
   // The HTTP port is taken before the model loads, and answers 503 meanwhile.
   std::unique_ptr<server::HttpLoading> http_loading;
-  if (!cfg.http_listen.empty()) http_loading = std::make_unique<server::HttpLoading>(cfg);
+  if (passed.http_fd >= 0 || !cfg.http_listen.empty())
+    http_loading = std::make_unique<server::HttpLoading>(cfg, passed.http_fd);
 
-  DeviceOptions dev;
-  dev.devices = cfg.devices;
-  dev.use_multi_gpu = cfg.use_multi_gpu;
-  dev.parallel = cfg.parallel;
-  dev.max_memory = cfg.max_memory;
-  dev.split = cfg.split;
-  dev.vision_device = cfg.vision_device;
-  // The KV pool: kv_cache_tokens, else room for every active request at full length
-  // (shared: a request takes blocks as it grows).
-  dev.context = cfg.max_context;
-  dev.concurrency = cfg.max_active;
-  dev.kv_tokens = cfg.kv_cache_tokens;
   ChatModelOptions mo;
   if (cfg.enable_thinking) mo.enable_thinking = true;
   mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
@@ -130,6 +149,8 @@ void serve(const ServeArgs& a) {
   auto scheduler = std::make_unique<sched::Scheduler>(*model, so);
   server::Server srv(cfg, *model, *scheduler, dev.placement_json(model->decoder()));
   if (http_loading) srv.adopt_http_listener(http_loading->release());
+  if (metrics_fd >= 0) srv.adopt_metrics_listener(metrics_fd);
+  if (passed.unix_fd >= 0) srv.adopt_unix_listener(passed.unix_fd, passed.unix_path);
   server::Watchdog watchdog;
 
   std::thread signals([&] {
@@ -189,8 +210,11 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-connections", f.max_connections, "Simultaneous client connections");
   cmd->add_option("--idle-timeout", f.idle_timeout_seconds,
                   "Seconds a connection with nothing running may stay silent before it is closed (0: never)");
-  cmd->add_option("--allow-uid", f.allowed_uids, "User ids allowed to connect (default: the daemon's own)");
+  cmd->add_option("--allow-uid", f.allowed_uids, "User ids allowed to connect besides the daemon's own and root");
   cmd->add_option("--allow-gid", f.allowed_gids, "Group ids allowed to connect");
+  cmd->add_option("--socket-group", f.socket_group,
+                  "Group (name or gid) of the socket file, whose members may connect (default: the daemon's group)");
+  cmd->add_option("--threads", f.threads, "CPU threads per cpu device (default: the cores shared among the cpu devices)");
   cmd->add_option("--drain-seconds", f.drain_seconds, "On SIGTERM, time running requests get to finish");
   cmd->add_option("--vision-cache-mb", f.vision_cache_mb, "Bound of the picture-embedding cache");
   cmd->add_option("--max-image-pixels", f.max_image_pixels, "Largest picture accepted (pixels)");

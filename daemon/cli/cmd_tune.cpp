@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/device_options.h"
+#include "cli/preflight.h"
 #include "model/chat_model.h"
 #include "plan/placement.h"
 #include "util/error.h"
@@ -55,6 +56,7 @@ void measure(const Decoder& dec, const TuneArgs& a, Result& r) {
 }
 
 void run_tune(const TuneArgs& a) {
+  check_model_and_plan(a.model, a.devices);
   const plan::ModelShape shape = plan::ModelShape::from_dir(a.model);
   const std::vector<kernels::DeviceId> all = a.devices.device_list();
   std::vector<Result> results;

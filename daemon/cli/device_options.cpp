@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "kernels/cpu/cpu_threads.h"
 #include "plan/format.h"
 #include "plan/placement.h"
 #include "util/error.h"
@@ -26,7 +27,7 @@ kernels::DeviceId parse_device(const std::string& text, const std::string& what)
   try {
     return kernels::DeviceId::parse(text);
   } catch (const std::exception& e) {
-    throw Error(what + ": " + e.what());
+    throw UsageError(what + ": " + e.what());
   }
 }
 
@@ -42,6 +43,8 @@ void DeviceOptions::add_to(CLI::App* cmd, bool with_workload) {
   cmd->add_option("--max-memory", max_memory, "Per-device memory caps, e.g. cpu:0=64MiB,cuda:1=20GiB");
   cmd->add_option("--split", split, "Pipeline layer shares per listed device, e.g. 3,1");
   cmd->add_option("--vision-device", vision_device, "Device for the vision tower and resampler");
+  cmd->add_option("--threads", threads, "CPU threads per cpu device (default: the cores shared among the cpu devices)")
+      ->check(CLI::Range(0, 1024));
   if (with_workload) {
     cmd->add_option("--context", context, "Tokens per sequence the KV cache is budgeted for")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     cmd->add_option("--concurrency", concurrency, "Sequences the KV cache is budgeted for")->check(CLI::Range(1, 1 << 16))
@@ -62,7 +65,7 @@ std::vector<kernels::DeviceId> DeviceOptions::device_list() const {
     try {
       ids = kernels::DeviceId::parse_list(devices);
     } catch (const std::exception& e) {
-      throw Error(std::string("devices: ") + e.what());
+      throw UsageError(std::string("devices: ") + e.what());
     }
   }
   if (!use_multi_gpu) ids.resize(1);
@@ -74,12 +77,12 @@ plan::PlanOptions DeviceOptions::plan_options(const LlmConfig& cfg) const {
   o.devices = device_list();
   o.parallel = plan::parse_parallel(parallel);
   if (!use_multi_gpu && o.parallel != plan::Parallel::Auto && o.parallel != plan::Parallel::Single)
-    throw Error("use_multi_gpu = false runs on one device; parallel = " + parallel + " needs several");
+    throw UsageError("use_multi_gpu = false runs on one device; parallel = " + parallel + " needs several");
   for (const auto& item : split_commas(max_memory)) {
     const auto eq = item.find('=');
-    if (eq == std::string::npos) throw Error("max_memory: '" + item + "' is not DEVICE=SIZE (e.g. cpu:0=64MiB)");
+    if (eq == std::string::npos) throw UsageError("max_memory: '" + item + "' is not DEVICE=SIZE (e.g. cpu:0=64MiB)");
     const std::string dev = parse_device(item.substr(0, eq), "max_memory").str();
-    if (o.max_memory.count(dev)) throw Error("max_memory: " + dev + " is given twice");
+    if (o.max_memory.count(dev)) throw UsageError("max_memory: " + dev + " is given twice");
     o.max_memory[dev] = plan::parse_bytes(item.substr(eq + 1), "max_memory for " + dev);
   }
   if (!split.empty())
@@ -91,7 +94,7 @@ plan::PlanOptions DeviceOptions::plan_options(const LlmConfig& cfg) const {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used == 0 || used != w.size()) throw Error("split: '" + w + "' is not a number (e.g. --split 3,1)");
+      if (used == 0 || used != w.size()) throw UsageError("split: '" + w + "' is not a number (e.g. --split 3,1)");
       o.split.push_back(v);
     }
   if (!vision_device.empty()) o.vision_device = parse_device(vision_device, "vision_device");
@@ -108,6 +111,7 @@ plan::Plan DeviceOptions::make_plan(const plan::ModelShape& model) const {
 CausalLm::PlaceFn DeviceOptions::placer(const std::string& model_dir) const {
   DeviceOptions self = *this;
   return [self, model_dir](const LlmConfig& cfg) {
+    self.apply_threads();
     plan::ModelShape shape;
     if (!model_dir.empty()) shape = plan::ModelShape::from_dir(model_dir);
     shape.llm = cfg;   // the loader's view of the decoder wins
@@ -115,6 +119,14 @@ CausalLm::PlaceFn DeviceOptions::placer(const std::string& model_dir) const {
     spdlog::info("placement:\n{}", p.table());
     return plan::make_placement(p);
   };
+}
+
+void DeviceOptions::apply_threads() const {
+  int cpu_devices = 0;
+  for (const auto& d : device_list()) cpu_devices += d.kind == kernels::DeviceId::Kind::CPU;
+  const int n = threads > 0 ? threads : kernels::default_cpu_threads(cpu_devices);
+  kernels::set_cpu_threads(n);
+  if (cpu_devices > 0) spdlog::info("cpu: {} thread{} per cpu device", n, n == 1 ? "" : "s");
 }
 
 std::string DeviceOptions::placement_json(const Decoder& dec) {

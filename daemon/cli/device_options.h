@@ -20,6 +20,7 @@ struct DeviceOptions {
   int64_t context = 0;            // tokens per sequence budgeted; 0: min(max_position_embeddings, 4096)
   int concurrency = 1;            // sequences budgeted at once
   int64_t kv_tokens = 0;          // KV pool size; 0: context x concurrency
+  int threads = 0;                // CPU threads per cpu device; 0: cores / cpu devices (kernels/cpu/cpu_threads.h)
 
   // `with_workload` adds --context and --concurrency (serve has its own).
   void add_to(CLI::App* cmd, bool with_workload = true);
@@ -30,6 +31,8 @@ struct DeviceOptions {
   // Plans for the model in `model_dir` (its config.json, for the vision parts) when the
   // loader hands over the decoder config, and makes the devices. Logs the plan.
   CausalLm::PlaceFn placer(const std::string& model_dir = "") const;
+  // Sets the CPU threads for the devices about to be made (placer() does).
+  void apply_threads() const;
   // Where each part of a loaded decoder sits, as JSON (for status).
   static std::string placement_json(const Decoder& dec);
 };

@@ -30,21 +30,21 @@ int bind_http_listener(const ListenAddress& addr) {
     len = sizeof(sockaddr_in);
   } else {
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (::inet_pton(AF_INET6, addr.address.c_str(), &v6->sin6_addr) != 1) throw Error(where + ": not an IP address");
+    if (::inet_pton(AF_INET6, addr.address.c_str(), &v6->sin6_addr) != 1) throw UsageError(where + ": not an IP address");
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(addr.port);
     len = sizeof(sockaddr_in6);
     family = AF_INET6;
   }
   const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) throw Error(where + ": socket: " + std::strerror(errno));
+  if (fd < 0) throw UsageError(where + ": socket: " + std::strerror(errno));
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);   // restart while old connections linger
   if (family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 128) != 0) {
     const int err = errno;
     ::close(fd);
-    throw Error(where + ": " + std::strerror(err));
+    throw UsageError(where + ": " + std::strerror(err));
   }
   return fd;
 }

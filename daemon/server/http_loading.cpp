@@ -9,16 +9,17 @@
 
 namespace omni::server {
 
-HttpLoading::HttpLoading(const ServerConfig& cfg) {
-  const ListenAddress addr = parse_listen_address(cfg.http_listen);
-  const int fd = bind_http_listener(addr);
+HttpLoading::HttpLoading(const ServerConfig& cfg, int fd) {
+  if (fd < 0) {
+    const ListenAddress addr = parse_listen_address(cfg.http_listen);
+    fd = bind_http_listener(addr);
+    if (!addr.loopback && cfg.api_key.empty())
+      spdlog::warn("http: listening on {} (not loopback) without an api_key: anyone who can reach it may use the model",
+                   cfg.http_listen);
+  }
   front_ = std::make_unique<HttpFront>(io_, fd, HttpSettings::from(cfg), /*backend=*/nullptr);
   port_ = front_->port();
-  if (!addr.loopback && cfg.api_key.empty())
-    spdlog::warn("http: listening on {} (not loopback) without an api_key: anyone who can reach it may use the model",
-                 cfg.http_listen);
-  spdlog::info("http: OpenAI-compatible API on {}:{} (503 until the model is loaded)",
-               addr.address.find(':') != std::string::npos ? "[" + addr.address + "]" : addr.address, port_);
+  spdlog::info("http: OpenAI-compatible API on port {} (503 until the model is loaded)", port_);
   thread_ = std::thread([this] {
     for (;;) {
       try {

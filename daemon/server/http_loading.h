@@ -19,7 +19,8 @@ class HttpFront;
 
 class HttpLoading {
  public:
-  explicit HttpLoading(const ServerConfig& cfg);
+  // `fd` >= 0: a listener handed over by socket activation, else cfg.http_listen is bound.
+  explicit HttpLoading(const ServerConfig& cfg, int fd = -1);
   ~HttpLoading();
   uint16_t port() const { return port_; }
   // Stops answering and returns the listening socket; connections opened meanwhile close.

@@ -1,15 +1,52 @@
 #include "server/metrics_http.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/error.h"
 
 namespace omni::server {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-MetricsHttp::MetricsHttp(asio::io_context& io, uint16_t port, std::function<std::string()> render)
-    : acceptor_(io, tcp::endpoint(asio::ip::address_v4::loopback(), port)), backoff_(io),
-      render_(std::make_shared<const std::function<std::string()>>(std::move(render))) {
+int bind_metrics_listener(int port) {
+  const std::string where = "serve: metrics_port " + std::to_string(port);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    const int err = errno;
+    // The systemd unit allows AF_UNIX only (daemon/systemd/omnid.service.in).
+    throw UsageError(where + ": socket: " + std::strerror(err) +
+                     (err == EAFNOSUPPORT ? " (TCP is not allowed here: under systemd, let omnid.socket listen "
+                                            "on the port or add AF_INET to RestrictAddressFamilies; docs/operations.md)"
+                                          : ""));
+  }
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 16) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw UsageError(where + ": 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+MetricsHttp::MetricsHttp(asio::io_context& io, int fd, std::function<std::string()> render)
+    : acceptor_(io), backoff_(io), render_(std::make_shared<const std::function<std::string()>>(std::move(render))) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  acceptor_.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
   accept_next();
   spdlog::info("metrics on http://127.0.0.1:{}/metrics", this->port());
 }

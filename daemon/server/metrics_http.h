@@ -19,8 +19,9 @@ class MetricsHttp {
   static constexpr int kReadTimeoutMs = 5000;
   static constexpr size_t kMaxHeadBytes = 8192;
 
-  // `render` returns the exposition text; port 0 picks a free port (see port()).
-  MetricsHttp(boost::asio::io_context& io, uint16_t port, std::function<std::string()> render);
+  // Serves the listening TCP socket `fd` (from bind_metrics_listener, or handed over by
+  // socket activation); `render` returns the exposition text.
+  MetricsHttp(boost::asio::io_context& io, int fd, std::function<std::string()> render);
   uint16_t port() const;
   // Stops accepting (shutdown); handlers already queued see a closed acceptor and end.
   void close();
@@ -34,5 +35,9 @@ class MetricsHttp {
   std::shared_ptr<const std::function<std::string()>> render_;
   std::shared_ptr<int> open_ = std::make_shared<int>(0);   // connections being served
 };
+
+// Binds and listens on 127.0.0.1:port (0: a free port) before the model loads; a port
+// that cannot be had is a UsageError naming metrics_port.
+int bind_metrics_listener(int port);
 
 }  // namespace omni::server

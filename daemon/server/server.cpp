@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -50,13 +51,27 @@ Server::Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sche
   chat_.default_sampling = model_.default_sampling();
   chat_.limits = limits_;
   chat_.image_dirs = image_dirs_.empty() ? nullptr : &image_dirs_;
+  // The daemon's own user always; root unless allow_root is off; the socket's group: who
+  // may open the socket file is who the operator meant to let in (docs/operations.md).
+  policy_.uids.push_back(::getuid());
+  if (cfg.allow_root && ::getuid() != 0) policy_.uids.push_back(0);
   for (uint32_t u : cfg.allowed_uids) policy_.uids.push_back(uid_t(u));
   for (uint32_t g : cfg.allowed_gids) policy_.gids.push_back(gid_t(g));
-  if (policy_.uids.empty() && policy_.gids.empty()) policy_.uids.push_back(::getuid());
+  if (const long gid = cfg.socket_gid(); gid >= 0) policy_.gids.push_back(gid_t(gid));
 }
 
 Server::~Server() {
-  if (http_fd_ >= 0) ::close(http_fd_);   // adopted but never served (run() threw first)
+  // Adopted but never served (run() threw first).
+  if (http_fd_ >= 0) ::close(http_fd_);
+  if (metrics_fd_ >= 0) ::close(metrics_fd_);
+}
+
+void Server::adopt_unix_listener(int fd, const std::string& path) {
+  listen_fd_ = ipc::UniqueFd(fd);
+  activated_ = true;
+  if (!path.empty()) cfg_.socket = path;
+  struct stat st {};
+  if (!path.empty() && ::stat(path.c_str(), &st) == 0) policy_.gids.push_back(st.st_gid);
 }
 
 ipc::Value Server::status_details(bool operator_view) const {
@@ -254,20 +269,21 @@ void Server::refuse(ipc::UniqueFd fd, const ipc::PeerCred& cred, ipc::ErrorCode 
 bool Server::operator_view(const ipc::PeerCred& c) const { return c.uid == 0 || c.uid == ::geteuid(); }
 
 void Server::run(const std::function<void()>& on_ready) {
-  listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode, 64, &socket_file_);
-  listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(listen_fd_.get()));
-  listener_->non_blocking(true);
-  keep_spare_fd();
-  accept_next();
-  if (cfg_.metrics_port >= 0)
-    metrics_ = std::make_unique<MetricsHttp>(io_, uint16_t(cfg_.metrics_port), [this] { return prometheus_text(); });
-  if (!cfg_.http_listen.empty()) {
-    if (http_fd_ < 0) http_fd_ = bind_http_listener(parse_listen_address(cfg_.http_listen));
-    http_ = std::make_unique<HttpFront>(io_, http_fd_, HttpSettings::from(cfg_), this);
-    http_fd_ = -1;   // the front owns it now
-    spdlog::info("http: serving {} on port {}", model_.name(), http_->port());
+  if (!activated_) {
+    listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode, 64, &socket_file_);
+    try {
+      if (const long gid = cfg_.socket_gid(); gid >= 0 && ::chown(cfg_.socket.c_str(), uid_t(-1), gid_t(gid)) != 0)
+        throw Error("socket_group: chown " + cfg_.socket + " to group " + cfg_.socket_group + ": " + std::strerror(errno));
+      start_listeners();
+    } catch (...) {
+      // Whatever failed after bind: the socket file this daemon made goes with it.
+      ipc::unlink_if_ours(cfg_.socket, socket_file_);
+      throw;
+    }
+  } else {
+    start_listeners();
   }
-  spdlog::info("serving {} on {}", model_.name(), cfg_.socket);
+  spdlog::info("serving {} on {}{}", model_.name(), cfg_.socket, activated_ ? " (passed by systemd)" : "");
   if (on_ready) on_ready();
   // No handler's failure may end the daemon and every request in flight with it: log
   // it and serve on (the handlers themselves answer what they can).
@@ -288,6 +304,24 @@ void Server::run(const std::function<void()>& on_ready) {
   if (http_) http_->close_all();
 }
 
+void Server::start_listeners() {
+  listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, ::dup(listen_fd_.get()));
+  listener_->non_blocking(true);
+  keep_spare_fd();
+  accept_next();
+  if (metrics_fd_ < 0 && cfg_.metrics_port >= 0) metrics_fd_ = bind_metrics_listener(cfg_.metrics_port);
+  if (metrics_fd_ >= 0) {
+    metrics_ = std::make_unique<MetricsHttp>(io_, metrics_fd_, [this] { return prometheus_text(); });
+    metrics_fd_ = -1;   // the endpoint owns it now
+  }
+  if (http_fd_ < 0 && !cfg_.http_listen.empty()) http_fd_ = bind_http_listener(parse_listen_address(cfg_.http_listen));
+  if (http_fd_ >= 0) {
+    http_ = std::make_unique<HttpFront>(io_, http_fd_, HttpSettings::from(cfg_), this);
+    http_fd_ = -1;   // the front owns it now
+    spdlog::info("http: serving {} on port {}", model_.name(), http_->port());
+  }
+}
+
 void Server::stop() {
   asio::post(io_, [this] {
     if (stopping_.exchange(true)) return;
@@ -298,8 +332,9 @@ void Server::stop() {
     if (http_) http_->close();
     listen_fd_ = {};
     accept_backoff_.reset();
-    // Only the socket file this daemon made: another one may have replaced it since.
-    if (!ipc::unlink_if_ours(cfg_.socket, socket_file_))
+    // Only the socket file this daemon made: another one may have replaced it since, and
+    // one systemd made stays (its unit removes it).
+    if (!activated_ && !ipc::unlink_if_ours(cfg_.socket, socket_file_))
       spdlog::info("{} is no longer this daemon's socket: left in place", cfg_.socket);
   });
   // Let running requests finish (their frames still flow through the I/O thread).

@@ -32,6 +32,13 @@ class Server : public HttpBackend {
   // The HTTP front's listening socket, bound before the model loaded (HttpLoading); without
   // it run() binds cfg.http_listen itself.
   void adopt_http_listener(int fd) { http_fd_ = fd; }
+  // The metrics listener, bound before the model loaded (bind_metrics_listener) or handed
+  // over by socket activation.
+  void adopt_metrics_listener(int fd) { metrics_fd_ = fd; }
+  // The IPC listener handed over by socket activation (daemon/server/socket_activation.h):
+  // served as is, and its file, systemd's, is never removed. Its group is let in like
+  // allowed_gids.
+  void adopt_unix_listener(int fd, const std::string& path);
   // Creates the socket and serves until stop(); `on_ready` runs once listening.
   void run(const std::function<void()>& on_ready = {});
   // Stops accepting, drains the scheduler within cfg.drain_seconds, closes sessions.
@@ -55,6 +62,8 @@ class Server : public HttpBackend {
 
  private:
   void accept_next();
+  // The IPC listener's accept loop, the metrics endpoint and the HTTP front.
+  void start_listeners();
   // accept4 failed with `err` but the listener is fine: shed the newcomer if out of
   // descriptors, log (rate-limited) and accept again after a pause.
   void accept_failed(int err);
@@ -97,6 +106,8 @@ class Server : public HttpBackend {
   ImageDirs image_dirs_;
   ChatContext chat_;
   int http_fd_ = -1;
+  int metrics_fd_ = -1;
+  bool activated_ = false;   // listen_fd_ came from systemd
   std::unique_ptr<HttpFront> http_;
 };
 

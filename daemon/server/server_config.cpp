@@ -1,5 +1,7 @@
 #include "server/server_config.h"
 
+#include <grp.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,35 +25,35 @@ void get(const toml::table& t, const char* key, T& out, const std::string& path)
   const toml::node* n = t.get(key);
   if (!n) return;
   if constexpr (std::is_same_v<T, std::string>) {
-    if (!n->is_string()) throw Error(path + ": '" + key + "' must be a string");
+    if (!n->is_string()) throw UsageError(path + ": '" + key + "' must be a string");
     out = n->value<std::string>().value();
   } else if constexpr (std::is_same_v<T, bool>) {
-    if (!n->is_boolean()) throw Error(path + ": '" + key + "' must be true or false");
+    if (!n->is_boolean()) throw UsageError(path + ": '" + key + "' must be true or false");
     out = n->value<bool>().value();
   } else if constexpr (std::is_same_v<T, double>) {
-    if (!n->is_number()) throw Error(path + ": '" + key + "' must be a number");
+    if (!n->is_number()) throw UsageError(path + ": '" + key + "' must be a number");
     out = n->value<double>().value();
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
     const toml::array* a = n->as_array();
-    if (!a) throw Error(path + ": '" + key + "' must be an array of strings");
+    if (!a) throw UsageError(path + ": '" + key + "' must be an array of strings");
     out.clear();
     for (const auto& e : *a) {
       auto v = e.value<std::string>();
-      if (!v) throw Error(path + ": '" + key + "' must hold strings");
+      if (!v) throw UsageError(path + ": '" + key + "' must hold strings");
       out.push_back(*v);
     }
   } else if constexpr (std::is_same_v<T, std::vector<uint32_t>>) {
     const toml::array* a = n->as_array();
-    if (!a) throw Error(path + ": '" + key + "' must be an array of integers");
+    if (!a) throw UsageError(path + ": '" + key + "' must be an array of integers");
     out.clear();
     for (const auto& e : *a) {
       auto v = e.value<int64_t>();
-      if (!v || *v < 0) throw Error(path + ": '" + key + "' must hold non-negative integers");
+      if (!v || *v < 0) throw UsageError(path + ": '" + key + "' must hold non-negative integers");
       out.push_back(uint32_t(*v));
     }
   } else {
     auto v = n->value<int64_t>();
-    if (!v || *v < 0) throw Error(path + ": '" + key + "' must be a non-negative integer");
+    if (!v || *v < 0) throw UsageError(path + ": '" + key + "' must be a non-negative integer");
     out = T(*v);
   }
 }
@@ -64,17 +66,17 @@ void get_list(const toml::table& t, const char* key, std::string& out, const std
   if (const toml::array* a = n->as_array()) {
     for (const auto& e : *a) {
       auto v = e.value<double>();
-      if (!v) throw Error(path + ": '" + key + "' must hold numbers");
+      if (!v) throw UsageError(path + ": '" + key + "' must hold numbers");
       out += (out.empty() ? "" : ",") + std::to_string(*v);
     }
   } else if (const toml::table* tb = n->as_table()) {
     for (const auto& [k, v] : *tb) {
       auto s = v.value<std::string>();
-      if (!s) throw Error(path + ": '" + key + "." + std::string(k.str()) + "' must be a size such as \"20GiB\"");
+      if (!s) throw UsageError(path + ": '" + key + "." + std::string(k.str()) + "' must be a size such as \"20GiB\"");
       out += (out.empty() ? "" : ",") + std::string(k.str()) + "=" + *s;
     }
   } else {
-    throw Error(path + ": '" + key + "' must be a string, an array or a table");
+    throw UsageError(path + ": '" + key + "' must be a string, an array or a table");
   }
 }
 
@@ -85,7 +87,7 @@ void ServerConfig::load_toml(const std::string& path) {
   try {
     t = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
-    throw Error(path + ": " + std::string(e.description()) + " at line " +
+    throw UsageError(path + ": " + std::string(e.description()) + " at line " +
                 std::to_string(e.source().begin.line));
   }
   static const std::set<std::string> known = {
@@ -94,9 +96,9 @@ void ServerConfig::load_toml(const std::string& path) {
       "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "kv_cache_tokens",
       "prefix_cache", "http_listen", "api_key", "api_key_file", "allowed_image_dirs", "http_max_connections",
       "http_max_header_bytes", "http_max_body_bytes", "http_header_timeout_seconds", "http_body_timeout_seconds",
-      "http_idle_timeout_seconds"};
+      "http_idle_timeout_seconds", "socket_group", "allow_root", "threads"};
   for (const auto& [k, v] : t)
-    if (!known.count(std::string(k.str()))) throw Error(path + ": unknown setting '" + std::string(k.str()) + "'");
+    if (!known.count(std::string(k.str()))) throw UsageError(path + ": unknown setting '" + std::string(k.str()) + "'");
   get(t, "model", model, path);
   get(t, "socket", socket, path);
   if (const toml::node* n = t.get("socket_mode")) {
@@ -105,6 +107,9 @@ void ServerConfig::load_toml(const std::string& path) {
   }
   get(t, "allowed_uids", allowed_uids, path);
   get(t, "allowed_gids", allowed_gids, path);
+  get(t, "socket_group", socket_group, path);
+  get(t, "allow_root", allow_root, path);
+  get(t, "threads", threads, path);
   get(t, "devices", devices, path);
   get(t, "use_multi_gpu", use_multi_gpu, path);
   get(t, "parallel", parallel, path);
@@ -138,42 +143,56 @@ void ServerConfig::load_toml(const std::string& path) {
 }
 
 void ServerConfig::validate() const {
-  if (model.empty()) throw Error("serve: no model (--model or 'model' in the config file)");
-  if (socket.empty() || socket.size() >= 108) throw Error("serve: socket path must be 1..107 bytes");
+  if (model.empty()) throw UsageError("serve: no model (--model or 'model' in the config file)");
+  if (socket.empty() || socket.size() >= 108) throw UsageError("serve: socket path must be 1..107 bytes");
   if (max_active < 1 || max_queue < 0 || max_context < 16 || max_connections < 1)
-    throw Error("serve: max_active >= 1, max_queue >= 0, max_context >= 16, max_connections >= 1");
+    throw UsageError("serve: max_active >= 1, max_queue >= 0, max_context >= 16, max_connections >= 1");
   // Every running request takes one row a step; prompts need room beside them.
   if (max_batch_tokens < max_active + 16)
-    throw Error("serve: max_batch_tokens (" + std::to_string(max_batch_tokens) + ") must be at least max_active + 16 (" +
+    throw UsageError("serve: max_batch_tokens (" + std::to_string(max_batch_tokens) + ") must be at least max_active + 16 (" +
                 std::to_string(max_active + 16) + "): each running request takes one row of a step");
   if (kv_cache_tokens < 0 || kv_cache_tokens > (int64_t(1) << 34))
-    throw Error("serve: kv_cache_tokens must be 0 (max_active x max_context) or a number of tokens");
+    throw UsageError("serve: kv_cache_tokens must be 0 (max_active x max_context) or a number of tokens");
   if (!(idle_timeout_seconds >= 0 && idle_timeout_seconds <= 1e6))
-    throw Error("serve: idle_timeout_seconds must be 0 (never) or a number of seconds");
-  if (metrics_port > 65535) throw Error("serve: metrics_port must be 0..65535");
-  if (socket_mode > 0777) throw Error("serve: socket_mode must be an octal permission such as 0660");
+    throw UsageError("serve: idle_timeout_seconds must be 0 (never) or a number of seconds");
+  if (metrics_port > 65535) throw UsageError("serve: metrics_port must be 0..65535");
+  if (socket_mode > 0777) throw UsageError("serve: socket_mode must be an octal permission such as 0660");
+  socket_gid();   // throws naming an unknown group
+  if (threads < 0 || threads > 1024) throw UsageError("serve: threads must be 0 (the default) or 1..1024");
   if (!http_listen.empty()) parse_listen_address(http_listen);   // throws naming it
   if (!api_key.empty() && !api_key_file.empty())
-    throw Error("serve: set api_key or api_key_file, not both");
+    throw UsageError("serve: set api_key or api_key_file, not both");
   if (http_max_connections < 1 || http_max_connections > 65536)
-    throw Error("serve: http_max_connections must be 1..65536");
+    throw UsageError("serve: http_max_connections must be 1..65536");
   if (http_max_header_bytes < 1024 || http_max_header_bytes > (1u << 20))
-    throw Error("serve: http_max_header_bytes must be 1024..1048576");
+    throw UsageError("serve: http_max_header_bytes must be 1024..1048576");
   if (http_max_body_bytes < 1024 || http_max_body_bytes > (size_t(1) << 32))
-    throw Error("serve: http_max_body_bytes must be 1024..4294967296");
+    throw UsageError("serve: http_max_body_bytes must be 1024..4294967296");
   for (auto [name, v] : {std::pair{"http_header_timeout_seconds", http_header_timeout_seconds},
                          std::pair{"http_body_timeout_seconds", http_body_timeout_seconds},
                          std::pair{"http_idle_timeout_seconds", http_idle_timeout_seconds}})
-    if (!(v > 0 && v <= 86400)) throw Error(std::string("serve: ") + name + " must be a number of seconds in (0, 86400]");
+    if (!(v > 0 && v <= 86400)) throw UsageError(std::string("serve: ") + name + " must be a number of seconds in (0, 86400]");
   for (const auto& d : allowed_image_dirs)
-    if (d.empty() || d[0] != '/') throw Error("serve: allowed_image_dirs: '" + d + "' is not an absolute path");
+    if (d.empty() || d[0] != '/') throw UsageError("serve: allowed_image_dirs: '" + d + "' is not an absolute path");
+}
+
+long ServerConfig::socket_gid() const {
+  if (socket_group.empty()) return -1;
+  if (socket_group.find_first_not_of("0123456789") == std::string::npos && socket_group.size() < 10)
+    return std::stol(socket_group);
+  std::vector<char> buf(16384);
+  group g {};
+  group* found = nullptr;
+  if (::getgrnam_r(socket_group.c_str(), &g, buf.data(), buf.size(), &found) != 0 || !found)
+    throw UsageError("serve: socket_group '" + socket_group + "': no such group");
+  return long(found->gr_gid);
 }
 
 void ServerConfig::load_api_key() {
   if (api_key_file.empty()) return;
   const std::string& f = api_key_file;
   const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error("serve: api_key_file " + f + ": " + std::strerror(errno));
+  if (fd < 0) throw UsageError("serve: api_key_file " + f + ": " + std::strerror(errno));
   struct stat st {};
   std::string key;
   bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= 4096;
@@ -185,20 +204,20 @@ void ServerConfig::load_api_key() {
   }
   ::close(fd);
   if (world_readable)
-    throw Error("serve: api_key_file " + f + " may be read by every user (mode " +
+    throw UsageError("serve: api_key_file " + f + " may be read by every user (mode " +
                 std::to_string((st.st_mode >> 6) & 7) + std::to_string((st.st_mode >> 3) & 7) +
                 std::to_string(st.st_mode & 7) + "): chmod o-r it");
-  if (!ok) throw Error("serve: api_key_file " + f + ": not a readable file of at most 4096 bytes");
+  if (!ok) throw UsageError("serve: api_key_file " + f + ": not a readable file of at most 4096 bytes");
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
-  if (key.empty()) throw Error("serve: api_key_file " + f + " is empty");
+  if (key.empty()) throw UsageError("serve: api_key_file " + f + " is empty");
   if (key.find_first_of("\r\n") != std::string::npos)
-    throw Error("serve: api_key_file " + f + " holds more than one line");
+    throw UsageError("serve: api_key_file " + f + " holds more than one line");
   api_key = std::move(key);
 }
 
 ListenAddress parse_listen_address(const std::string& text) {
   auto bad = [&](const std::string& why) {
-    return Error("serve: http_listen '" + text + "': " + why + " (e.g. 127.0.0.1:8000, [::1]:8000 or 8000)");
+    return UsageError("serve: http_listen '" + text + "': " + why + " (e.g. 127.0.0.1:8000, [::1]:8000 or 8000)");
   };
   std::string host, port;
   if (text.find_first_not_of("0123456789") == std::string::npos) {

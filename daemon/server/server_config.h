@@ -11,8 +11,14 @@ struct ServerConfig {
   std::string model;                      // checkpoint folder
   std::string socket = "/run/omnid/omnid.sock";
   unsigned socket_mode = 0660;
-  std::vector<uint32_t> allowed_uids;     // empty with empty gids: only our own uid
+  std::vector<uint32_t> allowed_uids;     // besides the daemon's own uid (always allowed)
   std::vector<uint32_t> allowed_gids;
+  // The socket file's group (a name or a gid): set after bind, and let in like allowed_gids.
+  // Empty: the daemon's group. A socket handed over by systemd has the group its unit gave
+  // it, which is let in the same way.
+  std::string socket_group;
+  bool allow_root = true;                 // uid 0 may connect (operators: omni status)
+  int threads = 0;                        // CPU threads per cpu device; 0: the measured default
   // Placement (docs/parallelism.md). devices empty: discovered (every CUDA device, else cpu:0).
   std::string devices;
   bool use_multi_gpu = true;
@@ -52,6 +58,8 @@ struct ServerConfig {
   // Reads a TOML file; unknown keys are errors naming the key and file.
   void load_toml(const std::string& path);
   void validate() const;
+  // socket_group as a gid (-1 when empty); UsageError when no such group exists.
+  long socket_gid() const;
   // api_key_file into api_key (trailing newline trimmed). Throws naming the file when it
   // cannot be read, is empty, or other users may read it; and when both are set.
   void load_api_key();

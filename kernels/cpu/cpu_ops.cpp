@@ -1,5 +1,7 @@
 #include "kernels/cpu/cpu_ops.h"
 
+#include "kernels/cpu/cpu_threads.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -43,7 +45,7 @@ void CpuOps::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor
     if (bias->numel() != N) throw std::invalid_argument("linear: bias " + bias->describe());
     const float* b = bias->data<float>();
     float* out = y.data<float>();
-#pragma omp parallel for if (M * N > 65536)
+#pragma omp parallel for num_threads(cpu_threads()) if (M * N > 65536)
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) out[i * N + j] += b[j];
   }
@@ -58,7 +60,7 @@ void CpuOps::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
   const float* in = x.data<float>();
   const float* g = w.data<float>();
   float* out = y.data<float>();
-#pragma omp parallel for if (R * W > 65536)
+#pragma omp parallel for num_threads(cpu_threads()) if (R * W > 65536)
   for (int64_t r = 0; r < R; ++r) {
     const float* row = in + r * W;
     double ss = 0;
@@ -79,7 +81,7 @@ void CpuOps::layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float
   const float* g = w.data<float>();
   const float* bb = b.data<float>();
   float* out = y.data<float>();
-#pragma omp parallel for if (R * W > 65536)
+#pragma omp parallel for num_threads(cpu_threads()) if (R * W > 65536)
   for (int64_t r = 0; r < R; ++r) {
     const float* row = in + r * W;
     double mean = 0;
@@ -105,7 +107,7 @@ void CpuOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, in
   const int32_t* pos = positions.data<int32_t>();
   const float* freq = inv_freq.data<float>();
   float* data = x.data<float>();
-#pragma omp parallel for if (T * n_heads > 64)
+#pragma omp parallel for num_threads(cpu_threads()) if (T * n_heads > 64)
   for (int64_t t = 0; t < T; ++t) {
     for (int i = 0; i < half; ++i) {
       const double a = double(pos[t]) * double(freq[i]);
@@ -176,7 +178,7 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
       // scores = scale · Q_h K_hᵀ
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n_q), int(n_k), a.head_dim, a.scale, qh, int(qw), kh,
                   int(kw), 0.0f, scores.data(), int(n_k));
-#pragma omp parallel for if (n_q * n_k > 16384)
+#pragma omp parallel for num_threads(cpu_threads()) if (n_q * n_k > 16384)
       for (int64_t i = 0; i < n_q; ++i) {
         float* row = scores.data() + i * n_k;
         const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
@@ -222,7 +224,7 @@ void CpuOps::silu_mul(const Tensor& gate, const Tensor& up, Tensor& y) {
   const float* g = gate.data<float>();
   const float* u = up.data<float>();
   float* o = y.data<float>();
-#pragma omp parallel for if (n > 65536)
+#pragma omp parallel for num_threads(cpu_threads()) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) o[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
@@ -230,7 +232,7 @@ void CpuOps::gelu_tanh(Tensor& x) {
   const int64_t n = x.numel();
   float* d = x.data<float>();
   const double k = std::sqrt(2.0 / M_PI);
-#pragma omp parallel for if (n > 65536)
+#pragma omp parallel for num_threads(cpu_threads()) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) {
     const double u = d[i];
     d[i] = static_cast<float>(0.5 * u * (1.0 + std::tanh(k * (u + 0.044715 * u * u * u))));
@@ -244,7 +246,7 @@ void CpuOps::add(const Tensor& a, const Tensor& b, Tensor& y) {
   const float* pa = a.data<float>();
   const float* pb = b.data<float>();
   float* o = y.data<float>();
-#pragma omp parallel for if (n > 65536)
+#pragma omp parallel for num_threads(cpu_threads()) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) o[i] = pa[i] + pb[i];
 }
 

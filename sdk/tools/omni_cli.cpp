@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "omni_version.h"
 #include "ipc/chat_json.h"
 #include "sdk/client.h"
 
@@ -110,7 +111,22 @@ int main(int argc, char** argv) {
   status->add_option("--socket", socket, "daemon socket path (env OMNI_SOCKET)");
   status->add_flag("--json", json, "print JSON");
 
-  CLI11_PARSE(app, argc, argv);
+  // Exit codes: 0 success, 1 the daemon unreachable or the request failed, 2 a usage mistake.
+  app.footer("Exit codes: 0 success, 1 daemon unreachable or request failed, 2 usage error.");
+  bool version = false;   // handled before parsing: it needs no subcommand
+  app.add_flag("--version", version, "Print the version and git revision, then exit");
+  if (argc >= 2 && std::string(argv[1]) == "--version") {
+    std::printf("omni " OMNI_VERSION " (git " OMNI_GIT_REVISION ")\nbackends built (in omnid): " OMNI_BACKENDS_BUILT "\n");
+    return 0;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
 
   omni::sdk::ClientOptions opts;
   opts.socket_path = socket;
@@ -129,7 +145,7 @@ int main(int argc, char** argv) {
     }
     if (!*question_opt && !*messages_opt) {
       std::fprintf(stderr, "omni ask: give a question or --messages FILE.json\n");
-      return 1;
+      return 2;
     }
     omni::sdk::GenerateRequest req;
     req.prompt = question;
@@ -163,14 +179,14 @@ int main(int argc, char** argv) {
                    done.timings.total_ms);
     if (done.reason == omni::ipc::FinishReason::error) {
       std::fprintf(stderr, "omni: request failed: %s: %s\n", omni::ipc::error_code_name(done.error_code), done.error_message.c_str());
-      return 3;
+      return 1;
     }
     return 0;
   } catch (const omni::sdk::Error& e) {
     std::fprintf(stderr, "omni: %s: %s\n", omni::ipc::error_code_name(e.code()), e.what());
-    return e.code() == omni::ipc::ErrorCode::unavailable ? 2 : 3;
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "omni: %s\n", e.what());
-    return 3;
+    return 1;
   }
 }

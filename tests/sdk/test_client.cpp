@@ -249,7 +249,12 @@ TEST_CASE("omni CLI: ask and status --json") {
   REQUIRE(WEXITSTATUS(st) == 0);
   REQUIRE(out.find("\"active_requests\": 0") != std::string::npos);
   out = run(bin + " status --socket " + dir.path + "/none.sock --json 2>/dev/null", &st);
-  REQUIRE(WEXITSTATUS(st) == 2);
+  REQUIRE(WEXITSTATUS(st) == 1);   // a runtime failure: the daemon is not there
+  out = run(bin + " ask --socket " + path + " --no-such-flag 2>/dev/null", &st);
+  REQUIRE(WEXITSTATUS(st) == 2);   // a usage mistake
+  out = run(bin + " --version", &st);
+  REQUIRE(WEXITSTATUS(st) == 0);
+  REQUIRE(out.rfind("omni ", 0) == 0);
 }
 
 TEST_CASE("conversations reach the daemon turn by turn from the C++ SDK and the C API") {
@@ -379,7 +384,7 @@ TEST_CASE("omni ask --messages sends the file's conversation with its pictures")
     std::fclose(f);
   }
   out = run(bin + " ask --socket " + path + " --messages " + dir.path + "/remote.json 2>&1", &st);
-  CHECK(WEXITSTATUS(st) == 3);
+  CHECK(WEXITSTATUS(st) == 1);
   CHECK_THAT(out, Catch::Matchers::Contains("is not fetched"));
   out = run(bin + " ask --socket " + path + " --messages " + dir.path + "/chat.json question 2>&1", &st);
   CHECK(WEXITSTATUS(st) != 0);

@@ -5,9 +5,10 @@
 // versus two groups of B/2 kept in flight by the PipelineRunner (what the scheduler does
 // over a pipeline). Prints a table.
 //
-//   bench_engine [hidden=512] [layers=8] [batch=16] [prompt=128] [steps=32]
-// For the pipeline rows, OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 gives each cpu device
-// one core, as a GPU is one device: the stages can then overlap on a 2-core machine.
+//   bench_engine [hidden=512] [layers=8] [batch=16] [prompt=128] [steps=32] [threads=0]
+// threads: CPU threads per cpu device (kernels/cpu/cpu_threads.h); 0: omnid's default,
+// the cores for the one-device rows and the cores shared by the two stages for the
+// pipeline rows (one core each on a 2-core machine, as a GPU is one device).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "kernels/cpu/cpu_threads.h"
+#include "kernels/cpu/openmp_wait_policy.h"
 #include "kernels/device.h"
 #include <condition_variable>
 #include <mutex>
@@ -137,9 +140,12 @@ double pipelined_decode(const Decoder& dec, std::vector<std::unique_ptr<KvSequen
 }  // namespace
 
 int main(int argc, char** argv) {
+  kernels::passive_openmp_by_default(argv);   // as omnid does
   const int H = argc > 1 ? std::atoi(argv[1]) : 512, L = argc > 2 ? std::atoi(argv[2]) : 8;
   const int B = argc > 3 ? std::atoi(argv[3]) : 16, P = argc > 4 ? std::atoi(argv[4]) : 128;
   const int S = argc > 5 ? std::atoi(argv[5]) : 32;
+  const int threads = argc > 6 ? std::atoi(argv[6]) : 0;
+  kernels::set_cpu_threads(threads > 0 ? threads : kernels::default_cpu_threads(1));
   const int heads = H / 64, kv = std::max(1, heads / 4), F = H * 11 / 4, V = 32000;
   const auto dir = std::filesystem::temp_directory_path() / "omni-bench-engine";
   write_checkpoint(dir, H, L, F, V, heads, kv);
@@ -147,8 +153,8 @@ int main(int argc, char** argv) {
   auto lm = CausalLm::load(dir.string(), [&](const LlmConfig& c) { return DecoderPlacement::single(dev, c.n_layers); });
   const Decoder& dec = lm->decoder();
   const double params = double(L) * double(lm->config().layer_params()) + 2.0 * V * H;
-  std::printf("model: qwen2 hidden %d, %d layers, ffn %d, vocab %d, %.1f M params (fp32 on cpu:0)\n", H, L, F, V,
-              params / 1e6);
+  std::printf("model: qwen2 hidden %d, %d layers, ffn %d, vocab %d, %.1f M params (fp32 on cpu:0, %d threads)\n", H, L,
+              F, V, params / 1e6, kernels::cpu_threads());
 
   std::vector<int32_t> prompt(static_cast<size_t>(P));
   for (int i = 0; i < P; ++i) prompt[size_t(i)] = (i * 7919) % V;
@@ -213,6 +219,7 @@ int main(int argc, char** argv) {
   int k = 1;
   for (int c = 1; c < L; ++c)
     if (std::max(c * lp, (L - c) * lp + head) < std::max(k * lp, (L - k) * lp + head)) k = c;
+  kernels::set_cpu_threads(threads > 0 ? threads : kernels::default_cpu_threads(2));
   auto dev1 = kernels::make_device({kernels::DeviceId::Kind::CPU, 1});
   auto lm2 = CausalLm::load(dir.string(), [&](const LlmConfig& c) {
     DecoderPlacement p = DecoderPlacement::single(dev, c.n_layers);
@@ -229,8 +236,8 @@ int main(int argc, char** argv) {
   const double t_seq = secs(t0);
   for (auto& c : pc) c->truncate(P);
   const double t_pipe = pipelined_decode(dec2, pc, 2, S);
-  std::printf("| pipeline cpu:0 (%d layers), cpu:1 (%d + lm_head): batch %d walking the stages | %.1f tok/s total |\n",
-              k, L - k, B, double(S) * B / t_seq);
+  std::printf("| pipeline cpu:0 (%d layers), cpu:1 (%d + lm_head), %d threads each: batch %d walking the stages | %.1f tok/s total |\n",
+              k, L - k, kernels::cpu_threads(), B, double(S) * B / t_seq);
   std::printf("| same pipeline, 2 groups of %d in flight | %.1f tok/s total |\n", B / 2, double(S) * B / t_pipe);
   std::filesystem::remove_all(dir);
   return 0;

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/openmp_wait_policy.h"
 #include "omni_version.h"
 #include "util/error.h"
 #include "util/logging.h"
@@ -32,6 +33,7 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  omni::kernels::passive_openmp_by_default(argv);
   CLI::App app{"omnid: MiniCPM-V inference engine and daemon"};
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n"

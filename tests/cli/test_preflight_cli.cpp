@@ -17,6 +17,7 @@
 #include <string>
 
 #include "cli/run_command.h"
+#include "util/listeners.h"
 
 namespace fs = std::filesystem;
 using omni::test::bin;
@@ -66,29 +67,6 @@ void refused(const Timed& t, const std::string& names) {
   CHECK(t.seconds < 5.0);
 }
 
-int listening_tcp(uint16_t* port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-int listening_unix(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 4) == 0);
-  return fd;
-}
-
 }  // namespace
 
 TEST_CASE("omnid run refuses a missing picture a bad sampling value and a bad flag before loading", "[preflight]") {
@@ -117,19 +95,25 @@ TEST_CASE("omnid serve refuses bad settings files sockets and ports before loadi
           "socket directory");
   refused(omnid(base + " --socket-group no-such-group-omni"), "no-such-group-omni");
   {
-    const int fd = listening_unix(m.path("live.sock"));
+    const int fd = omni::test::listening_unix(m.path("live.sock"));
     refused(omnid("serve --model " + shell_quote(m.model()) + " --socket " + shell_quote(m.path("live.sock"))),
             "another server is listening");
     ::close(fd);
   }
   {
-    uint16_t port = 0;
-    const int fd = listening_tcp(&port);
+    int port = 0;
+    const int fd = omni::test::listening_tcp(&port);
     refused(omnid(base + " --metrics-port " + std::to_string(port)), "metrics_port");
     refused(omnid(base + " --http 127.0.0.1:" + std::to_string(port)), "http_listen");
     ::close(fd);
   }
   refused(omnid(base + " --http 127.0.0.1:notaport"), "http_listen");
+  refused(omnid(base + " --http 127.0.0.1:0 --api-key-file " + shell_quote(m.path("no-key"))), "no-key");
+  {
+    std::ofstream(m.path("open-key")) << "secret\n";
+    fs::permissions(m.path("open-key"), fs::perms::owner_read | fs::perms::others_read);
+    refused(omnid(base + " --http 127.0.0.1:0 --api-key-file " + shell_quote(m.path("open-key"))), "open-key");
+  }
   refused(omnid(base, 20, "OMNI_LOG_LEVEL=loud"), "OMNI_LOG_LEVEL");
   // Nothing was left behind by the refusals.
   CHECK_FALSE(fs::exists(m.path("d.sock")));

@@ -20,35 +20,13 @@
 #include <thread>
 
 #include "daemon_process.h"
+#include "util/listeners.h"
 #include "util/skip.h"
 
 namespace fs = std::filesystem;
 using namespace omni;
 
 namespace {
-
-int unix_listener(const std::string& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 16) == 0);
-  return fd;
-}
-
-int tcp_listener(int* port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(fd, 16) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
 
 std::string http_get(int port, const std::string& target) {
   const int fd = test::connect_loopback(port);
@@ -70,9 +48,9 @@ TEST_CASE("a daemon started through socket activation serves the passed Unix and
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string sock = (dir / "omnid.sock").string();
-  const int ufd = unix_listener(sock);
+  const int ufd = test::listening_unix(sock);
   int port = 0;
-  const int tfd = tcp_listener(&port);
+  const int tfd = test::listening_tcp(&port);
 
   const pid_t pid = ::fork();
   if (pid == 0) {

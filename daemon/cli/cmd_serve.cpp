@@ -107,7 +107,10 @@ void serve(const ServeArgs& a) {
   // Everything that can be refused is refused before a weight is read (exit 2): the
   // settings above, the model folder and its plan, the socket path, the ports.
   server::ActivatedSockets passed = server::take_activated_sockets(cfg.metrics_port);
-  if (passed.unix_fd < 0) check_socket_path(cfg.socket);
+  if (passed.unix_fd < 0) {
+    check_socket_path(cfg.socket);
+    check_socket_group(cfg.socket_gid(), cfg.socket_group);
+  }
   check_model_and_plan(cfg.model, dev);
   int metrics_fd = passed.metrics_fd;
   if (metrics_fd < 0 && cfg.metrics_port >= 0) metrics_fd = server::bind_metrics_listener(cfg.metrics_port);

@@ -5,7 +5,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include "ipc/socket.h"
 #include "plan/model_shape.h"
@@ -40,6 +42,14 @@ void check_sampling(const SamplingOptions& sampling) {
 
 void check_socket_path(const std::string& path) {
   as_usage_error("socket " + path, [&] { ipc::check_socket_path(path); });
+}
+
+void check_socket_group(long gid, const std::string& name) {
+  if (gid < 0 || ::geteuid() == 0 || ::getegid() == gid_t(gid)) return;
+  std::vector<gid_t> groups(size_t(std::max(0, ::getgroups(0, nullptr))));
+  if (!groups.empty() && ::getgroups(int(groups.size()), groups.data()) < 0) groups.clear();
+  if (std::find(groups.begin(), groups.end(), gid_t(gid)) == groups.end())
+    throw UsageError("socket_group " + name + ": this user is not a member of it, so cannot give it the socket");
 }
 
 }  // namespace omni

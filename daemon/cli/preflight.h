@@ -18,5 +18,7 @@ void check_readable_file(const std::string& path, const std::string& what);
 void check_sampling(const SamplingOptions& sampling);
 // The socket's folder is there and writable and nobody answers on the path.
 void check_socket_path(const std::string& path);
+// This process may give its socket to group `gid` (root, or a member of it); -1: none asked.
+void check_socket_group(long gid, const std::string& name);
 
 }  // namespace omni

@@ -71,7 +71,9 @@ void Server::adopt_unix_listener(int fd, const std::string& path) {
   activated_ = true;
   if (!path.empty()) cfg_.socket = path;
   struct stat st {};
-  if (!path.empty() && ::stat(path.c_str(), &st) == 0) policy_.gids.push_back(st.st_gid);
+  // Only when the unit's SocketMode lets that group connect (0660 does): a group the file
+  // mode keeps out was not meant to be let in.
+  if (!path.empty() && ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IWGRP)) policy_.gids.push_back(st.st_gid);
 }
 
 ipc::Value Server::status_details(bool operator_view) const {

@@ -174,3 +174,28 @@ TEST_CASE("root and the socket group's members may connect to a daemon of anothe
   CHECK(WIFEXITED(st));
   fs::remove_all(dir);
 }
+
+TEST_CASE("a daemon may not give its socket to a group it is not in: exit 2 before the load", "[access]") {
+  if (::geteuid() != 0) OMNI_SKIP("not root: cannot run the daemon as another user here");
+  const fs::path dir = fs::temp_directory_path() / ("omnid-group-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::all | fs::perms::sticky_bit);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
+    const int quiet = ::open("/dev/null", O_WRONLY);
+    ::dup2(quiet, 2);
+    const std::string bin = std::string(OMNI_BIN_DIR) + "/omnid";
+    const std::string model = std::string(OMNI_TEST_DATA) + "/minicpmv26-tiny";
+    const std::string sock = (dir / "omnid.sock").string();
+    ::execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--socket", sock.c_str(), "--socket-group", "0",
+            nullptr);
+    ::_exit(127);
+  }
+  int st = 0;
+  REQUIRE(::waitpid(pid, &st, 0) == pid);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 2);
+  CHECK_FALSE(fs::exists(dir / "omnid.sock"));
+  fs::remove_all(dir);
+}

@@ -105,7 +105,7 @@ bool check_socket_path(const std::string& path) {
   return false;
 }
 
-UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, SocketFile* bound) {
+UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, SocketFile* bound, long group) {
   const sockaddr_un addr = make_addr(path);
   if (check_socket_path(path) && ::unlink(path.c_str()) != 0 && errno != ENOENT)
     sys_fail(ErrorCode::not_allowed, "removing stale socket");
@@ -124,6 +124,12 @@ UniqueFd listen_unix(const std::string& path, unsigned mode, int backlog, Socket
     ::unlink(path.c_str());
     errno = e;
     sys_fail(ErrorCode::internal, "chmod " + path);
+  }
+  if (group >= 0 && ::chown(path.c_str(), uid_t(-1), gid_t(group)) != 0) {
+    const int e = errno;
+    ::unlink(path.c_str());
+    errno = e;
+    sys_fail(ErrorCode::not_allowed, "chown " + path + " to group " + std::to_string(group));
   }
   if (::listen(fd.get(), backlog) != 0) {
     const int e = errno;

@@ -45,14 +45,16 @@ struct AccessPolicy {
 /// - an existing path: a socket nobody listens on (ECONNREFUSED) is removed as stale;
 ///   a live socket -> IpcError(busy); anything that is not a socket is never removed
 ///   (IpcError(not_allowed));
-/// - bind, chmod(path, mode) BEFORE listen() (no peer can connect in between).
+/// - bind, chmod(path, mode) and, with `group` >= 0, chown to that group BEFORE listen()
+///   (no peer can connect in between).
 /// `bound`, when given, receives the socket file's identity right after bind().
 struct SocketFile {
   dev_t dev = 0;
   ino_t ino = 0;
   bool operator==(const SocketFile&) const = default;
 };
-UniqueFd listen_unix(const std::string& path, unsigned mode = 0660, int backlog = 64, SocketFile* bound = nullptr);
+UniqueFd listen_unix(const std::string& path, unsigned mode = 0660, int backlog = 64, SocketFile* bound = nullptr,
+                     long group = -1);
 
 /// The checks listen_unix makes before it binds, alone (the daemon makes them before the
 /// model loads): throws as listen_unix does; true when `path` is a stale socket that

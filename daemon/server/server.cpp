@@ -272,10 +272,8 @@ bool Server::operator_view(const ipc::PeerCred& c) const { return c.uid == 0 || 
 
 void Server::run(const std::function<void()>& on_ready) {
   if (!activated_) {
-    listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode, 64, &socket_file_);
+    listen_fd_ = ipc::listen_unix(cfg_.socket, cfg_.socket_mode, 64, &socket_file_, cfg_.socket_gid());
     try {
-      if (const long gid = cfg_.socket_gid(); gid >= 0 && ::chown(cfg_.socket.c_str(), uid_t(-1), gid_t(gid)) != 0)
-        throw Error("socket_group: chown " + cfg_.socket + " to group " + cfg_.socket_group + ": " + std::strerror(errno));
       start_listeners();
     } catch (...) {
       // Whatever failed after bind: the socket file this daemon made goes with it.
@@ -311,12 +309,10 @@ void Server::start_listeners() {
   listener_->non_blocking(true);
   keep_spare_fd();
   accept_next();
-  if (metrics_fd_ < 0 && cfg_.metrics_port >= 0) metrics_fd_ = bind_metrics_listener(cfg_.metrics_port);
   if (metrics_fd_ >= 0) {
     metrics_ = std::make_unique<MetricsHttp>(io_, metrics_fd_, [this] { return prometheus_text(); });
     metrics_fd_ = -1;   // the endpoint owns it now
   }
-  if (http_fd_ < 0 && !cfg_.http_listen.empty()) http_fd_ = bind_http_listener(parse_listen_address(cfg_.http_listen));
   if (http_fd_ >= 0) {
     http_ = std::make_unique<HttpFront>(io_, http_fd_, HttpSettings::from(cfg_), this);
     http_fd_ = -1;   // the front owns it now

@@ -29,11 +29,10 @@ class Server : public HttpBackend {
  public:
   Server(const ServerConfig& cfg, ChatModel& model, sched::Scheduler& sched, std::string placement_json);
   ~Server() override;
-  // The HTTP front's listening socket, bound before the model loaded (HttpLoading); without
-  // it run() binds cfg.http_listen itself.
+  // The TCP listeners are bound (or taken from systemd) before the model loads, by
+  // `omnid serve` (daemon/cli/cmd_serve.cpp), and served here: the HTTP front's
+  // (HttpLoading answered 503 on it meanwhile) and the metrics endpoint's.
   void adopt_http_listener(int fd) { http_fd_ = fd; }
-  // The metrics listener, bound before the model loaded (bind_metrics_listener) or handed
-  // over by socket activation.
   void adopt_metrics_listener(int fd) { metrics_fd_ = fd; }
   // The IPC listener handed over by socket activation (daemon/server/socket_activation.h):
   // served as is, and its file, systemd's, is never removed. Its group is let in like

@@ -8,7 +8,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <grp.h>
+
 #include <chrono>
+#include <functional>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -114,6 +117,24 @@ inline int64_t status_detail(const ipc::Status& s, const char* a, const char* b 
   if (auto* u = std::get_if<uint64_t>(&v->v)) return int64_t(*u);
   FAIL("details." << a << "." << (b ? b : "") << " is not a number");
   return -1;
+}
+
+// Runs `body` in a child as uid/gid (no supplementary groups): the child's exit status is
+// body's result (10: the identity could not be taken; 13: body threw), or 128 + signal.
+inline int run_as(uid_t uid, gid_t gid, const std::function<int()>& body) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(10);
+    int rc = 13;
+    try {
+      rc = body();
+    } catch (...) {
+    }
+    ::_exit(rc);
+  }
+  int st = 0;
+  ::waitpid(child, &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 // A TCP connection to `port` on loopback, nothing sent yet (-1 on failure).

@@ -74,22 +74,16 @@ ipc::Generate text_request(uint64_t id, uint32_t max_tokens) {
   return g;
 }
 
-// Runs `body` as uid/gid 65534 in a child; its exit status (0: the body returned true).
+// Runs `body` as uid/gid 65534 in a child; its exit status (0: the body returned true,
+// 11: false, 12: it threw).
 int as_nobody(const std::function<bool()>& body) {
-  pid_t child = ::fork();
-  if (child == 0) {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(10);
-    bool ok = false;
+  return test::run_as(65534, 65534, [&] {
     try {
-      ok = body();
+      return body() ? 0 : 11;
     } catch (...) {
-      ::_exit(12);
+      return 12;
     }
-    ::_exit(ok ? 0 : 11);
-  }
-  int st = 0;
-  ::waitpid(child, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  });
 }
 
 // A config letting every local user reach the socket file, so that only the daemon's own

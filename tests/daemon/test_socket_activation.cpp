@@ -123,22 +123,14 @@ namespace {
 
 // Connects as uid/gid in a child: 0 let in, 1 refused with not_allowed, other: failure.
 int connect_as(const std::string& sock, uid_t uid, gid_t gid) {
-  const pid_t child = ::fork();
-  if (child == 0) {
-    if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(10);
+  return test::run_as(uid, gid, [&] {
     try {
-      auto c = test::connected(sock);
-      c.connect();
-      ::_exit(0);
+      test::connected(sock).connect();
+      return 0;
     } catch (const sdk::Error& e) {
-      ::_exit(e.code() == ipc::ErrorCode::not_allowed ? 1 : 12);
-    } catch (...) {
-      ::_exit(13);
+      return e.code() == ipc::ErrorCode::not_allowed ? 1 : 12;
     }
-  }
-  int st = 0;
-  ::waitpid(child, &st, 0);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  });
 }
 
 }  // namespace

@@ -136,12 +136,13 @@ void Scheduler::finish(Active& a, FinishReason reason, ipc::ErrorCode code, cons
   a.seq.reset();   // the KV blocks go back at once (full ones stay cached)
   a.pending = {};
   a.prompt = {};
-  if (a.counted) n_active_.fetch_sub(1);   // before on_done, so status never lags the answer
-  if (a.req.events.on_done) a.req.events.on_done(a.result);
+  // Counted before on_done, so status and /metrics never lag the answer a client just got.
+  if (a.counted) n_active_.fetch_sub(1);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++completed_;
   }
+  if (a.req.events.on_done) a.req.events.on_done(a.result);
   cv_.notify_all();   // a slot is free: the admission thread may take the next request
 }
 

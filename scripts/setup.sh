@@ -14,6 +14,7 @@ PACKAGES=(
   libpcre2-dev libutf8proc-dev   # tokenizer regex and NFC
   libpng-dev libjpeg62-turbo-dev libwebp-dev   # image decoding (EXIF orientation: daemon/image/exif_orientation.cpp)
   libssl-dev              # SHA-256 for the vision-embedding cache
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev   # video demux/decode (daemon/video/)
   libsystemd-dev          # sd_notify for the systemd unit
   clang libclang-rt-14-dev   # libFuzzer target, LeakSanitizer runtime
   dpkg-dev file systemd   # scripts/check_package.sh: cpack's dpkg-shlibdeps and file, systemd-analyze

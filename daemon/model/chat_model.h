@@ -40,9 +40,20 @@ struct ImageInput {
   }
 };
 
+// One picture, one video frame, or (MiniCPM-V 4.5) one group of video frames that share a
+// placeholder: the resampler takes the keys of all the group's frames in one cross-attention.
 struct PreparedImage {
-  std::string cache_key;       // SHA-256 of the bytes + slicing settings
+  std::string cache_key;       // SHA-256 of the bytes (a video frame: of its RGB) + settings
+  // A group: the pieces of all its frames, slice-major (piece g of frames 0..n-1, then g+1, ...),
+  // every frame sliced alike.
   image::SlicedImage sliced;
+  // A 4.5 frame group: one temporal id per frame (its time in 0.1 s units). Empty: a still
+  // picture or a 2.6 frame (one piece per resampler call).
+  std::vector<int32_t> temporal_ids;
+
+  int frames() const { return temporal_ids.empty() ? 1 : int(temporal_ids.size()); }
+  // Resampler outputs (placeholder runs) it makes: one per piece of one frame.
+  size_t runs() const { return sliced.pieces.size() / size_t(frames()); }
 };
 
 struct ChatPrompt {

@@ -124,3 +124,17 @@ Tensor Resampler::forward(const Tensor& x, int tgt_h, int tgt_w) const {
 }
 
 }  // namespace omni
+
+namespace omni {
+
+// Interface fixed first; the 4.5 temporal branch lands with its PyTorch reference (tools/).
+std::vector<float> resampler_temporal_embed(int, const std::vector<int32_t>&) {
+  throw Error("resampler_temporal_embed: MiniCPM-V 4.5 video is not implemented yet");
+}
+
+kernels::Tensor Resampler::forward_frames(const std::vector<kernels::Tensor>&, int, int,
+                                          const std::vector<int32_t>&) const {
+  throw Error("Resampler::forward_frames: MiniCPM-V 4.5 video is not implemented yet");
+}
+
+}  // namespace omni

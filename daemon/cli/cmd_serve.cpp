@@ -49,6 +49,7 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--max-memory")) c.max_memory = f.max_memory;
   if (given("--split")) c.split = f.split;
   if (given("--vision-device")) c.vision_device = f.vision_device;
+  if (given("--vision-devices")) c.vision_devices = f.vision_devices;
   if (given("--max-active")) c.max_active = f.max_active;
   if (given("--max-batch-tokens")) c.max_batch_tokens = f.max_batch_tokens;
   if (given("--think")) c.enable_thinking = f.enable_thinking;
@@ -97,6 +98,7 @@ void serve(const ServeArgs& a) {
   dev.max_memory = cfg.max_memory;
   dev.split = cfg.split;
   dev.vision_device = cfg.vision_device;
+  dev.vision_devices = cfg.vision_devices;
   dev.threads = cfg.threads;
   // The KV pool: kv_cache_tokens, else room for every active request at full length
   // (shared: a request takes blocks as it grows).
@@ -201,6 +203,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-memory", f.max_memory, "Per-device memory caps, e.g. cuda:0=20GiB,cuda:1=20GiB");
   cmd->add_option("--split", f.split, "Pipeline layer shares per listed device, e.g. 3,1");
   cmd->add_option("--vision-device", f.vision_device, "Device for the vision tower and resampler");
+  cmd->add_option("--vision-devices", f.vision_devices,
+                  "Devices with a copy of the vision tower, pictures split among them, e.g. cpu:0,cpu:1 "
+                  "(default: every device of the plan with room)");
   cmd->add_option("--max-active", f.max_active, "Requests decoding together");
   cmd->add_flag("--think", f.enable_thinking, "Let the model reason in a <think> block first (Qwen3-style templates: MiniCPM-V 4.5)");
   cmd->add_option("--max-batch-tokens", f.max_batch_tokens,

@@ -70,6 +70,7 @@ void run_tune(const TuneArgs& a) {
       o.parallel = mode;
       o.split.clear();
       if (!o.vision_device.empty() && o.devices.find(o.vision_device) == std::string::npos) o.vision_device.clear();
+      o.vision_devices.clear();   // the default copies for each device set: tune measures decoding
       Result r;
       r.decode_tokens = a.decode_tokens;
       r.layout = mode;

@@ -43,6 +43,9 @@ void DeviceOptions::add_to(CLI::App* cmd, bool with_workload) {
   cmd->add_option("--max-memory", max_memory, "Per-device memory caps, e.g. cpu:0=64MiB,cuda:1=20GiB");
   cmd->add_option("--split", split, "Pipeline layer shares per listed device, e.g. 3,1");
   cmd->add_option("--vision-device", vision_device, "Device for the vision tower and resampler");
+  cmd->add_option("--vision-devices", vision_devices,
+                  "Devices with a copy of the vision tower, pictures split among them, e.g. cpu:0,cpu:1 "
+                  "(default: every device of the plan with room)");
   cmd->add_option("--threads", threads, "CPU threads per cpu device (default: the cores shared among the cpu devices)")
       ->check(CLI::Range(0, 1024));
   if (with_workload) {
@@ -98,6 +101,7 @@ plan::PlanOptions DeviceOptions::plan_options(const LlmConfig& cfg) const {
       o.split.push_back(v);
     }
   if (!vision_device.empty()) o.vision_device = parse_device(vision_device, "vision_device");
+  for (const auto& d : split_commas(vision_devices)) o.vision_devices.push_back(parse_device(d, "vision_devices"));
   o.workload.context = context > 0 ? context : std::min<int64_t>(cfg.max_positions > 0 ? cfg.max_positions : 4096, 4096);
   o.workload.concurrency = concurrency;
   o.workload.kv_tokens = kv_tokens;
@@ -136,6 +140,10 @@ std::string DeviceOptions::placement_json(const Decoder& dec) {
   j["embed"] = p.embed_device->id().str();
   j["head"] = p.head_device->id().str();
   if (p.vision_device) j["vision"] = p.vision_device->id().str();
+  if (!p.vision_copies.empty()) {
+    j["vision_copies"] = nlohmann::json::array();
+    for (const auto& d : p.vision_copies) j["vision_copies"].push_back(d->id().str());
+  }
   if (p.tp_size() > 1) {
     j["ranks"] = nlohmann::json::array();
     for (const auto& d : p.tp_devices) j["ranks"].push_back(d->id().str());

@@ -17,6 +17,7 @@ struct DeviceOptions {
   std::string max_memory;         // "cpu:0=64MiB,cuda:1=20GiB"
   std::string split;              // pipeline layer weights per listed device, "3,1"
   std::string vision_device;      // empty: where headroom remains
+  std::string vision_devices;     // copies of the vision tower, "cpu:0,cpu:1"; empty: every device of the plan with room
   int64_t context = 0;            // tokens per sequence budgeted; 0: min(max_position_embeddings, 4096)
   int concurrency = 1;            // sequences budgeted at once
   int64_t kv_tokens = 0;          // KV pool size; 0: context x concurrency

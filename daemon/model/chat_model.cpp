@@ -2,14 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "image/normalize.h"
 #include "kernels/ops.h"
 #include "model/minicpmv_version.h"
-#include "model/resampler.h"
 #include "model/sha256.h"
-#include "model/vision_tower.h"
+#include "model/vision_encoder.h"
 #include "util/error.h"
 
 namespace omni {
@@ -75,14 +75,16 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
 
   WeightLoader loader(*m->ckpt_, std::move(progress));
   DecoderPlacement placement = place(llm);
-  auto vision_dev = placement.vision_device ? placement.vision_device : placement.embed_device;
+  std::vector<std::shared_ptr<kernels::Device>> vision_devs{placement.vision_device ? placement.vision_device
+                                                                                     : placement.embed_device};
+  for (const auto& d : placement.vision_copies)
+    if (std::find(vision_devs.begin(), vision_devs.end(), d) == vision_devs.end()) vision_devs.push_back(d);
   VisionConfig vc;
   if (is_vlm) {   // every part announced before any loads: progress runs to 100 % once
     if (!cfg.contains("vision_config")) throw Error(cfg_path + ": MiniCPM-V config without vision_config");
     vc = VisionConfig::from_json(cfg["vision_config"], cfg_path + ": vision_config");
     if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
-    VisionTower::plan_weights(loader, vc, "vpm.");
-    Resampler::plan_weights(loader, "resampler.");
+    VisionEncoder::plan_weights(loader, vc, "vpm.", "resampler.");
   }
   Decoder::plan_weights(loader, llm, prefix);
   m->decoder_ = std::make_unique<Decoder>(loader, llm, prefix, std::move(placement));
@@ -94,9 +96,10 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
       throw Error(dir + ": query_num " + std::to_string(query_num) + " in config.json differs from image_feature_size " +
                   std::to_string(m->pre_.image_feature_size) + " in preprocessor_config.json");
     if (llm.hidden % 128) throw Error(cfg_path + ": hidden_size must be a multiple of 128 for the resampler heads");
-    m->tower_ = std::make_unique<VisionTower>(loader, vc, "vpm.", vision_dev);
-    m->resampler_ = std::make_unique<Resampler>(loader, llm.hidden, vc.hidden, query_num, llm.hidden / 128, "resampler.",
-                                                vision_dev);
+    const ChatModel* self = m.get();
+    m->encoder_ = std::make_unique<VisionEncoder>(
+        loader, vc, "vpm.", "resampler.", VisionEncoder::Shape{llm.hidden, query_num, m->pre_.slice.patch_size},
+        [self](const image::Image& piece) { return self->piece_pixels(piece); }, vision_devs);
     const auto& t = m->pre_.tokens;
     m->unk_id_ = require_token(*m->tokenizer_, t.unk, dir);
     m->im_start_id_ = require_token(*m->tokenizer_, t.im_start, dir);
@@ -206,36 +209,45 @@ std::vector<float> ChatModel::piece_pixels(const image::Image& piece) const {
   return image::normalize_chw(piece, pre_.norm_mean, pre_.norm_std);
 }
 
+std::vector<std::shared_ptr<kernels::Device>> ChatModel::vision_devices() const {
+  std::vector<std::shared_ptr<kernels::Device>> out;
+  for (size_t i = 0; encoder_ && i < encoder_->copies(); ++i) out.push_back(encoder_->device(i));
+  return out;
+}
+
 std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const ChatPrompt& prompt,
                                                                           kernels::TurnLock* turns,
                                                                           const std::vector<bool>* skip) {
-  std::vector<std::shared_ptr<const VisionEmbeds>> out;
+  std::vector<std::shared_ptr<const VisionEmbeds>> out(prompt.images.size());
+  std::vector<std::pair<size_t, std::shared_ptr<VisionEmbeds>>> fresh;   // picture, its rows to be
+  std::vector<VisionUnit> units;
+  const size_t unit_rows = size_t(pre_.image_feature_size) * size_t(config().hidden);
   for (size_t i = 0; i < prompt.images.size(); ++i) {
     const PreparedImage& im = prompt.images[i];
-    if (skip && i < skip->size() && (*skip)[i]) {
-      out.push_back(nullptr);
+    if (skip && i < skip->size() && (*skip)[i]) continue;
+    if ((out[i] = cache_->find(im.cache_key))) continue;
+    const auto same = std::find_if(fresh.begin(), fresh.end(),
+                                   [&](const auto& f) { return prompt.images[f.first].cache_key == im.cache_key; });
+    if (same != fresh.end()) {
+      out[i] = same->second;
       continue;
     }
-    if (auto hit = cache_->find(im.cache_key)) {
-      out.push_back(hit);
-      continue;
-    }
-    std::lock_guard<std::mutex> lock(vision_mu_);
     auto e = std::make_shared<VisionEmbeds>();
-    e->pieces = int(im.sliced.pieces.size());
+    e->pieces = int(im.runs());
     e->rows_per_piece = pre_.image_feature_size;
     e->width = config().hidden;
-    for (const auto& piece : im.sliced.pieces) {
-      std::unique_lock<kernels::TurnLock> turn;
-      if (turns) turn = std::unique_lock<kernels::TurnLock>(*turns);
-      kernels::Tensor feats = tower_->encode(piece_pixels(piece), piece.height, piece.width);
-      const int ps = pre_.slice.patch_size;
-      std::vector<float> rows = resampler_->forward(feats, piece.height / ps, piece.width / ps).to_host();
-      e->data.insert(e->data.end(), rows.begin(), rows.end());
-    }
-    cache_->insert(im.cache_key, e);
-    out.push_back(std::move(e));
+    e->data.resize(im.runs() * unit_rows);
+    for (VisionUnit& u : VisionEncoder::units_of(im.sliced.pieces, im.temporal_ids, e->data.data(), unit_rows))
+      units.push_back(std::move(u));
+    out[i] = e;
+    fresh.emplace_back(i, std::move(e));
   }
+  if (units.empty()) return out;
+  {
+    std::lock_guard<std::mutex> lock(vision_mu_);
+    encoder_->run(units, turns);
+  }
+  for (auto& [i, e] : fresh) cache_->insert(prompt.images[i].cache_key, std::move(e));
   return out;
 }
 

@@ -22,8 +22,7 @@
 
 namespace omni {
 
-class VisionTower;
-class Resampler;
+class VisionEncoder;
 
 // An encoded picture (JPEG, PNG, WebP) handed in without a copy: `data` stays valid
 // while `keepalive` lives (a file's bytes, a client's read-only memfd mapping, ...).
@@ -75,11 +74,14 @@ struct ChatModelOptions {
 class ChatModel {
  public:
   ~ChatModel();
-  // Loads `dir`. The vision parts go to the placement's vision device (default: the embedding device).
+  // Loads `dir`. The vision parts go to the placement's vision device (default: the embedding
+  // device), and a copy of them to each of its vision_copies.
   static std::unique_ptr<ChatModel> load(const std::string& dir, const CausalLm::PlaceFn& place,
                                          ProgressFn progress = {}, ChatModelOptions options = {});
 
-  bool has_vision() const { return tower_ != nullptr; }
+  bool has_vision() const { return encoder_ != nullptr; }
+  // The devices holding the vision tower, the primary first (empty without vision).
+  std::vector<std::shared_ptr<kernels::Device>> vision_devices() const;
   const std::string& name() const { return name_; }
   const Decoder& decoder() const { return *decoder_; }
   const tok::Tokenizer& tokenizer() const { return *tokenizer_; }
@@ -101,8 +103,11 @@ class ChatModel {
   ChatPrompt prepare_prompt(std::vector<PreparedImage> images, const std::vector<ipc::Turn>& turns,
                             const ipc::PromptOptions& options = {}) const;
   // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
+  // The pictures not cached are encoded together, split among the vision devices
+  // (model/vision_encoder.h); a picture shown twice is encoded once.
   // `turns`: the vision device's lock, taken for one piece at a time so that decode steps
-  // sharing the device get their turns between pieces (the daemon's scheduler).
+  // sharing the device get their turns between pieces (the daemon's scheduler); the other
+  // vision devices' copies then take their own device's lock alike.
   // `skip[i]`: picture i is not needed (its rows are reused from the KV cache); its entry is null.
   std::vector<std::shared_ptr<const VisionEmbeds>> encode_images(const ChatPrompt& prompt,
                                                                  kernels::TurnLock* turns = nullptr,
@@ -127,8 +132,7 @@ class ChatModel {
   ChatModelOptions options_;
   // Vision (MiniCPM-V only).
   image::PreprocessorConfig pre_;
-  std::unique_ptr<VisionTower> tower_;
-  std::unique_ptr<Resampler> resampler_;
+  std::unique_ptr<VisionEncoder> encoder_;   // the tower and resampler on each vision device
   std::mutex vision_mu_;   // the tower's scratch is per call, but one encode at a time keeps memory bounded
   std::unique_ptr<VisionCache> cache_;
   int32_t unk_id_ = -1, im_start_id_ = -1, im_end_id_ = -1, slice_start_id_ = -1, slice_end_id_ = -1;

@@ -20,6 +20,7 @@ std::vector<std::shared_ptr<kernels::Device>> DecoderPlacement::devices() const 
   for (const auto& d : tp_devices) add(d);
   add(head_device);
   add(vision_device);
+  for (const auto& d : vision_copies) add(d);
   return out;
 }
 

@@ -32,6 +32,9 @@ struct DecoderPlacement {
   std::vector<std::shared_ptr<kernels::Device>> tp_devices;
   std::shared_ptr<kernels::Communicator> comm;                  // made for tp_devices when null
   std::shared_ptr<kernels::Device> vision_device;               // ChatModel: null means embed_device
+  // ChatModel: more devices with a copy of the vision tower and resampler each; a prompt's
+  // pictures are split among these and vision_device (model/vision_encoder.h).
+  std::vector<std::shared_ptr<kernels::Device>> vision_copies;
   // Pipeline: the first layer of each stage (the plan's device entries, so cuda:0,cuda:0 is
   // two stages on one GPU). Empty: a new stage wherever the layer device changes.
   std::vector<int> stage_starts;

@@ -34,6 +34,8 @@ DecoderPlacement make_placement(const Plan& plan) {
   }
   for (const auto& d : plan.devices)
     if (d.has("vision")) p.vision_device = device(d.id);
+  for (const auto& d : plan.devices)
+    if (d.has("vision_copy")) p.vision_copies.push_back(device(d.id));
   return p;
 }
 

@@ -36,6 +36,14 @@ bool DevicePlan::has(const std::string& c) const {
   return std::find(components.begin(), components.end(), c) != components.end();
 }
 
+std::vector<DeviceId> Plan::vision_devices() const {
+  std::vector<DeviceId> out;
+  for (const auto& d : devices)
+    if (d.has("vision")) out.insert(out.begin(), d.id);
+    else if (d.has("vision_copy")) out.push_back(d.id);
+  return out;
+}
+
 int64_t device_reserve(const DeviceId& id, bool capped, int64_t offered) {
   // CUDA: the context, cuBLAS workspaces and fragmentation live outside our allocator.
   if (id.kind == DeviceId::Kind::CUDA) return 512ll << 20;
@@ -66,6 +74,10 @@ class Planner {
   Plan run();
 
  private:
+  Plan layout();
+  // Copies of the vision tower and resampler on the other devices of vision_devices (or of
+  // the plan) with room for them, after the decoder and the primary copy are placed.
+  void add_vision_copies(Plan& p) const;
   void validate();
   void budgets(const std::vector<DeviceId>& ids);
   Plan pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay) const;
@@ -109,6 +121,13 @@ void Planner::validate() {
   }
   if (o_.vision_device && entry_of(o_.devices, *o_.vision_device) < 0)
     throw Error("vision device " + o_.vision_device->str() + " is not in the device list");
+  for (size_t i = 0; i < o_.vision_devices.size(); ++i) {
+    const DeviceId& v = o_.vision_devices[i];
+    if (entry_of(o_.devices, v) < 0) throw UsageError("vision_devices names " + v.str() + ", which is not in the device list");
+    if (entry_of(o_.vision_devices, v) != int(i)) throw UsageError("vision_devices lists " + v.str() + " twice");
+  }
+  if (o_.vision_device && !o_.vision_devices.empty() && entry_of(o_.vision_devices, *o_.vision_device) < 0)
+    throw UsageError("vision device " + o_.vision_device->str() + " is not one of vision_devices");
   if (!o_.split.empty()) {
     if (o_.parallel == Parallel::Tensor)
       throw Error("split applies to pipeline layers; tensor parallel splits every layer evenly (drop split)");
@@ -149,9 +168,10 @@ int Planner::entry_of(const std::vector<DeviceId>& ids, const DeviceId& d) const
 std::vector<int> Planner::vision_candidates(const std::vector<DeviceId>& ids) const {
   if (!m_.vision) return {-1};
   if (o_.vision_device) return {entry_of(ids, *o_.vision_device)};
-  std::vector<int> out;
+  std::vector<int> out;   // the first entry of each device (of vision_devices, when given)
   for (size_t i = 0; i < ids.size(); ++i)
-    if (entry_of(ids, ids[i]) == int(i)) out.push_back(int(i));
+    if (entry_of(ids, ids[i]) == int(i) && (o_.vision_devices.empty() || entry_of(o_.vision_devices, ids[i]) >= 0))
+      out.push_back(int(i));
   return out;
 }
 
@@ -205,6 +225,8 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
 void Planner::add_vision(DevicePlan& d, int64_t& weights, int64_t& ws) const {
   d.components.push_back("vision");
   d.components.push_back("resampler");
+  d.vision_bytes = (cm_.vision_params() + cm_.resampler_params() + std::max<int64_t>(0, cm_.vision_workspace_elems() - ws)) *
+                   elem_bytes(d.id);
   weights += cm_.vision_params() + cm_.resampler_params();
   ws = std::max(ws, cm_.vision_workspace_elems());
   d.cost += cm_.vision_cost();
@@ -392,6 +414,60 @@ Plan Planner::tensor(const std::vector<DeviceId>& ids) {
 Plan Planner::run() {
   validate();
   budgets(o_.devices);
+  Plan p = layout();
+  add_vision_copies(p);
+  return p;
+}
+
+void Planner::add_vision_copies(Plan& p) const {
+  if (!m_.vision) return;
+  const std::vector<DeviceId> have = p.vision_devices();   // the primary
+  if (have.empty()) return;
+  std::vector<DeviceId> want = o_.vision_devices;
+  const bool chosen = !want.empty();
+  if (!chosen)
+    for (const auto& d : p.devices)
+      if (entry_of(want, d.id) < 0) want.push_back(d.id);
+  for (const DeviceId& id : want) {
+    if (id == have.front()) continue;
+    // A chosen device the decoder does not use (auto placed it on one device) gets an entry
+    // of its own, without layers.
+    int e = -1;
+    for (size_t i = 0; i < p.devices.size() && e < 0; ++i)
+      if (p.devices[i].id == id) e = int(i);
+    if (e < 0) {
+      DevicePlan d;
+      d.id = id;
+      set_bytes(d, 0, 0, 0);
+      p.devices.push_back(std::move(d));
+      e = int(p.devices.size()) - 1;
+    }
+    DevicePlan& d = p.devices[size_t(e)];
+    // Weights, and the per-piece workspace where it exceeds what the device's other parts
+    // keep: a copy takes the device's turn lock per piece, as the primary does, so the two
+    // scratch spaces are not live together.
+    const int64_t eb = elem_bytes(id);
+    const int64_t weights = (cm_.vision_params() + cm_.resampler_params()) * eb;
+    const int64_t ws = std::max<int64_t>(0, cm_.vision_workspace_elems() * eb - d.workspace_bytes);
+    const int64_t free = p.free_after_load(size_t(e));
+    if (weights + ws > free) {
+      if (chosen)
+        throw UsageError("vision_devices: " + id.str() + " has no room for a copy of the vision tower and resampler: it needs " +
+                         format_bytes(weights + ws) + " (weights " + format_bytes(weights) + ", workspace " +
+                         format_bytes(ws) + "), " + format_bytes(std::max<int64_t>(0, free)) +
+                         " is free after its other parts (leave it out of vision_devices, or raise its max_memory)");
+      p.vision_left_out.push_back({id, weights + ws, free});
+      continue;
+    }
+    d.components.push_back("vision_copy");
+    d.components.push_back("resampler_copy");
+    d.weight_bytes += weights;
+    d.workspace_bytes += ws;
+    d.vision_bytes = weights + ws;
+  }
+}
+
+Plan Planner::layout() {
   const std::vector<DeviceId>& ids = o_.devices;
   switch (o_.parallel) {
     case Parallel::Single:
@@ -404,7 +480,9 @@ Plan Planner::run() {
     case Parallel::Auto: break;
   }
   // auto: one device when the model fits there (and nothing is pinned elsewhere), else pipeline.
-  const bool pinned_elsewhere = o_.vision_device && !(*o_.vision_device == ids.front());
+  const bool pinned_elsewhere =
+      (o_.vision_device && !(*o_.vision_device == ids.front())) ||
+      (m_.vision && !o_.vision_devices.empty() && entry_of(o_.vision_devices, ids.front()) < 0);
   if (ids.size() > 1 && o_.split.empty() && !pinned_elsewhere) {
     try {
       return pipeline({ids.front()});

@@ -1,4 +1,5 @@
 // Plan::json and Plan::table: the placement for programs and for people.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -25,7 +26,17 @@ std::string Plan::json() const {
     e["available_bytes"] = d.available_bytes;
     e["free_after_load_bytes"] = free_after_load(i);
     e["relative_cost"] = d.cost;
+    if (d.vision_bytes) e["vision_bytes"] = d.vision_bytes;
     j["devices"].push_back(e);
+  }
+  // The vision copies (model/vision_encoder.h splits pictures among them), primary first.
+  const auto vision = vision_devices();
+  if (!vision.empty()) {
+    j["vision_devices"] = nlohmann::json::array();
+    for (const auto& id : vision) j["vision_devices"].push_back(id.str());
+    j["vision_left_out"] = nlohmann::json::array();
+    for (const auto& v : vision_left_out)
+      j["vision_left_out"].push_back({{"device", v.id.str()}, {"needed_bytes", v.needed_bytes}, {"free_bytes", v.free_bytes}});
   }
   return j.dump(1);
 }
@@ -51,6 +62,17 @@ std::string Plan::table() const {
                   format_bytes(free_after_load(i)).c_str(), comps.empty() ? "-" : comps.c_str());
     s << line;
   }
+  const auto vision = vision_devices();
+  for (size_t k = 0; k < vision.size(); ++k) {
+    int64_t bytes = 0;
+    for (const auto& d : devices)
+      if (d.id == vision[k] && d.vision_bytes) bytes = d.vision_bytes;
+    s << (k ? ", " : "vision copies (pictures and frames split among them): ") << vision[k].str() << " ("
+      << (k ? "copy, " : "primary, ") << format_bytes(bytes) << ")" << (k + 1 == vision.size() ? "\n" : "");
+  }
+  for (const auto& v : vision_left_out)
+    s << "no vision copy on " << v.id.str() << ": needs " << format_bytes(v.needed_bytes) << ", "
+      << format_bytes(std::max<int64_t>(0, v.free_bytes)) << " free\n";
   return s.str();
 }
 

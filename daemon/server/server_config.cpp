@@ -93,7 +93,7 @@ void ServerConfig::load_toml(const std::string& path) {
   static const std::set<std::string> known = {
       "model", "socket", "socket_mode", "allowed_uids", "allowed_gids", "devices", "max_active", "max_batch_tokens", "max_queue",
       "max_context", "max_connections", "idle_timeout_seconds", "max_outgoing_bytes", "drain_seconds", "vision_cache_mb", "max_image_pixels", "metrics_port",
-      "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "kv_cache_tokens",
+      "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "vision_devices", "kv_cache_tokens",
       "prefix_cache", "http_listen", "api_key", "api_key_file", "allowed_image_dirs", "http_max_connections",
       "http_max_header_bytes", "http_max_body_bytes", "http_header_timeout_seconds", "http_body_timeout_seconds",
       "http_idle_timeout_seconds", "socket_group", "allow_root", "threads"};
@@ -116,6 +116,14 @@ void ServerConfig::load_toml(const std::string& path) {
   get_list(t, "max_memory", max_memory, path);
   get_list(t, "split", split, path);
   get(t, "vision_device", vision_device, path);
+  if (const toml::node* n = t.get("vision_devices"); n && n->is_array()) {
+    std::vector<std::string> list;
+    get(t, "vision_devices", list, path);
+    vision_devices.clear();
+    for (const auto& d : list) vision_devices += (vision_devices.empty() ? "" : ",") + d;
+  } else {
+    get(t, "vision_devices", vision_devices, path);
+  }
   get(t, "max_active", max_active, path);
   get(t, "max_batch_tokens", max_batch_tokens, path);
   get(t, "enable_thinking", enable_thinking, path);

@@ -26,6 +26,9 @@ struct ServerConfig {
   std::string max_memory;                 // "cuda:0=20GiB,cuda:1=20GiB" (TOML: that string or a table)
   std::string split;                      // "3,1" (TOML: that string or an array of numbers)
   std::string vision_device;
+  // Devices with a copy of the vision tower, pictures split among them: "cpu:0,cpu:1"
+  // (TOML: that string or an array of strings). Empty: every device of the plan with room.
+  std::string vision_devices;
   int max_active = 16;
   int max_batch_tokens = 512;             // rows per decoder step; longer prompts prefill in chunks
   bool enable_thinking = false;           // Qwen3-style templates (MiniCPM-V 4.5): reason in <think> first

@@ -9,6 +9,7 @@
 #include "model/minicpmv_version.h"
 #include "model/resampler.h"
 #include "model/sha256.h"
+#include "model/video_frames.h"
 #include "model/vision_tower.h"
 #include "util/error.h"
 
@@ -104,6 +105,7 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     m->slice_start_id_ = require_token(*m->tokenizer_, t.slice_start, dir);
     m->slice_end_id_ = require_token(*m->tokenizer_, t.slice_end, dir);
     m->defaults_ = release->defaults;
+    m->video_defaults_ = release->video;
   }
   // Stop at <|im_end|> and <|endoftext|> (MiniCPM-V's terminators) or the config's eos.
   m->stop_ids_ = llm.eos_ids;
@@ -114,19 +116,25 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   return m;
 }
 
-std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInput>& images,
+std::vector<PreparedMedia> ChatModel::prepare_images(const std::vector<ImageInput>& images,
                                                     const ipc::PromptOptions& options,
                                                     const image::DecodeInterrupt& interrupted) const {
   if (!images.empty() && !has_vision())
-    throw Error("model " + name_ + " has no vision tower: it cannot take pictures", ipc::ErrorCode::bad_message);
+    throw Error("model " + name_ + " has no vision tower: it cannot take pictures or videos",
+                ipc::ErrorCode::bad_message);
   image::SliceConfig slice = pre_.slice;
   if (options.max_slice_nums) slice.max_slice_nums = int(*options.max_slice_nums);
-  std::vector<PreparedImage> out;
+  std::vector<PreparedMedia> out;
   auto check = [&](const ImageInput& in) {   // between the steps that do not poll it themselves
-    if (interrupted && interrupted()) throw image::DecodeInterrupted(in.name + ": preparing the picture was interrupted");
+    if (interrupted && interrupted()) throw image::DecodeInterrupted(in.name + ": preparing it was interrupted");
   };
   for (const ImageInput& in : images) {
     check(in);
+    if (in.video) {
+      out.push_back(prepare_video(in, video_settings(video_defaults_, options), pre_.slice, options_.video_limits,
+                                  interrupted));
+      continue;
+    }
     image::Image img = in.rgb_width ? raw_rgb(in, options_.image_limits)
                                     : image::decode_image(in.data, in.size, options_.image_limits, in.name, interrupted);
     check(in);
@@ -135,26 +143,32 @@ std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInpu
     prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(slice.scale_resolution) + "/" +
                      std::to_string(slice.max_slice_nums) + "/" + std::to_string(slice.slice_mode) + "/" +
                      std::to_string(options_.image_limits.apply_exif_orientation);
-    out.push_back(std::move(prep));
+    PreparedMedia m;
+    m.units.push_back(std::move(prep));
+    out.push_back(std::move(m));
   }
   return out;
 }
 
 ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question) const {
-  return prepare_prompt(prepare_images(images), ipc::single_turn(images.size(), question));
+  std::vector<bool> videos;
+  for (const auto& in : images) videos.push_back(in.video);
+  return prepare_prompt(prepare_images(images), ipc::single_turn(images.size(), question, videos));
 }
 
-ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const std::vector<ipc::Turn>& turns,
+ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std::vector<ipc::Turn>& turns,
                                      const ipc::PromptOptions& options) const {
-  ipc::validate_conversation(turns, images.size(), options);
-  if (!images.empty() && !has_vision())
-    throw Error("model " + name_ + " has no vision tower: it cannot take pictures", ipc::ErrorCode::bad_message);
+  ipc::validate_conversation(turns, media.size(), options);
+  if (!media.empty() && !has_vision())
+    throw Error("model " + name_ + " has no vision tower: it cannot take pictures or videos",
+                ipc::ErrorCode::bad_message);
   const bool use_image_id = options.use_image_id.value_or(pre_.use_image_id);
   ChatPrompt p;
   // chat(): a turn's items joined with "\n", each picture a marker that the processor then
   // replaces with the picture's placeholder, numbered in the order they appear. Here the
   // placeholder goes in directly, as markup: the client's text around it stays literal.
   std::vector<tok::ChatTurn> msgs;
+  int markers = 0;   // image markers so far: the released processor numbers pictures and frames alike
   if (options_.system_prompt && turns.front().role != ipc::Role::system)
     msgs.push_back({"system", {{*options_.system_prompt, true}}});
   for (const ipc::Turn& t : turns) {
@@ -166,11 +180,29 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const st
         m.content.push_back({part.text, true});
         continue;
       }
-      PreparedImage& im = images[size_t(part.image)];
-      m.content.push_back({image::image_placeholder(int(p.images.size()), im.sliced, pre_.image_feature_size,
-                                                    use_image_id, pre_.tokens),
-                           false});
-      p.images.push_back(std::move(im));   // in the order of appearance, as the rows are
+      PreparedMedia& item = media[size_t(part.image)];
+      if (!item.video) {
+        PreparedImage& im = item.units.front();
+        m.content.push_back({image::image_placeholder(markers, im.sliced, pre_.image_feature_size, use_image_id,
+                                                      pre_.tokens),
+                             false});
+        ++markers;
+        p.images.push_back(std::move(im));   // in the order of appearance, as the rows are
+        continue;
+      }
+      // A video is its frames given to chat() as pictures, each a marker joined by "\n", with
+      // image ids off. 4.5 groups them: the processor gives a group's first frame the
+      // placeholder and drops the others' markers with the "\n" before them (its
+      // skip_image_idx), so the video reads as its units' placeholders joined by "\n".
+      for (size_t u = 0; u < item.units.size(); ++u) {
+        PreparedImage& im = item.units[u];
+        if (u) m.content.push_back({"\n", false});
+        m.content.push_back({image::image_placeholder(markers, im.sliced, pre_.image_feature_size, false, pre_.tokens),
+                             false});
+        markers += im.frames();
+        p.images.push_back(std::move(im));
+      }
+      p.videos.push_back(std::move(*item.video));
     }
     msgs.push_back(std::move(m));
   }
@@ -194,10 +226,10 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const st
       }
     }
   }
-  size_t pieces = 0;
-  for (const auto& im : p.images) pieces += im.sliced.pieces.size();
-  if (p.bounds.size() != pieces)
-    throw Error("prompt has " + std::to_string(p.bounds.size()) + " image placeholders for " + std::to_string(pieces) +
+  size_t runs = 0;
+  for (const auto& im : p.images) runs += im.runs();
+  if (p.bounds.size() != runs)
+    throw Error("prompt has " + std::to_string(p.bounds.size()) + " image placeholders for " + std::to_string(runs) +
                 " picture pieces (a tokenizer whose picture tokens are not special?)");
   return p;
 }
@@ -222,15 +254,27 @@ std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const 
     }
     std::lock_guard<std::mutex> lock(vision_mu_);
     auto e = std::make_shared<VisionEmbeds>();
-    e->pieces = int(im.sliced.pieces.size());
+    e->pieces = int(im.runs());
     e->rows_per_piece = pre_.image_feature_size;
     e->width = config().hidden;
-    for (const auto& piece : im.sliced.pieces) {
+    const int ps = pre_.slice.patch_size;
+    const size_t n = size_t(im.frames());
+    for (size_t run = 0; run < im.runs(); ++run) {
       std::unique_lock<kernels::TurnLock> turn;
       if (turns) turn = std::unique_lock<kernels::TurnLock>(*turns);
-      kernels::Tensor feats = tower_->encode(piece_pixels(piece), piece.height, piece.width);
-      const int ps = pre_.slice.patch_size;
-      std::vector<float> rows = resampler_->forward(feats, piece.height / ps, piece.width / ps).to_host();
+      const image::Image& piece = im.sliced.pieces[run * n];
+      std::vector<float> rows;
+      if (im.temporal_ids.empty()) {
+        kernels::Tensor feats = tower_->encode(piece_pixels(piece), piece.height, piece.width);
+        rows = resampler_->forward(feats, piece.height / ps, piece.width / ps).to_host();
+      } else {   // a 4.5 frame group: piece `run` of each of its frames, one cross-attention
+        std::vector<kernels::Tensor> feats;
+        for (size_t f = 0; f < n; ++f) {
+          const image::Image& fp = im.sliced.pieces[run * n + f];
+          feats.push_back(tower_->encode(piece_pixels(fp), fp.height, fp.width));
+        }
+        rows = resampler_->forward_frames(feats, piece.height / ps, piece.width / ps, im.temporal_ids).to_host();
+      }
       e->data.insert(e->data.end(), rows.begin(), rows.end());
     }
     cache_->insert(im.cache_key, e);
@@ -250,7 +294,7 @@ kernels::Tensor ChatModel::embed_prompt(const ChatPrompt& prompt,
   for (size_t i = 0; i < vision.size(); ++i) {
     const auto& v = vision[i];
     if (!v) {   // reused from the KV cache: its rows are never read
-      b += prompt.images[i].sliced.pieces.size();
+      b += prompt.images[i].runs();
       continue;
     }
     for (int piece = 0; piece < v->pieces; ++piece, ++b) {

@@ -8,6 +8,7 @@
 // deadline or shutdown stops it between packets.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,13 @@ struct Frame {
 VideoInfo probe_video(const uint8_t* data, size_t size, const VideoLimits& limits, const std::string& name,
                       const image::DecodeInterrupt& interrupted = {});
 
-// Decodes the frames at `indices` (ascending, each < info.frame_count) in one pass and returns
-// them in that order, converted to RGB24.
+// Decodes the frames at `indices` (strictly ascending, each < info.frame_count) in one pass and
+// hands each to `on_frame` as soon as it is converted to RGB24, in that order, so a caller
+// keeps only what it derives from a frame (a long clip's full-size frames never pile up).
+void decode_frames(const uint8_t* data, size_t size, const std::vector<int64_t>& indices, const VideoLimits& limits,
+                   const std::string& name, const std::function<void(Frame&&)>& on_frame,
+                   const image::DecodeInterrupt& interrupted = {});
+// The same, collected.
 std::vector<Frame> decode_frames(const uint8_t* data, size_t size, const std::vector<int64_t>& indices,
                                  const VideoLimits& limits, const std::string& name,
                                  const image::DecodeInterrupt& interrupted = {});

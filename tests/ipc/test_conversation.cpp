@@ -78,7 +78,7 @@ TEST_CASE("generate with messages round-trips and yields its turns") {
 TEST_CASE("bad conversations name the field") {
   Generate g = conversation();
   g.messages[2].parts[0] = TurnPart::of_image(1);   // picture 1 twice, picture 0 never
-  CHECK_THAT(error_of(g, 2), Contains("bad_message generate.messages[2].content[0]: picture 1 is used twice"));
+  CHECK_THAT(error_of(g, 2), Contains("bad_message generate.messages[2].content[0]: attachment 1 is used twice"));
   g = conversation();
   g.messages.push_back({Role::system, {TurnPart::of_text("late")}});
   CHECK_THAT(error_of(g, 2), Contains("a system turn may only come first"));
@@ -90,7 +90,7 @@ TEST_CASE("bad conversations name the field") {
   CHECK_THAT(error_of(g, 2), Contains("generate.max_slice_nums"));
   g = conversation();
   g.messages[0].parts[1] = TurnPart::of_image(7);
-  CHECK_THAT(error_of(g, 2), Contains("generate.messages[0].content[1]: picture 7 of 2"));
+  CHECK_THAT(error_of(g, 2), Contains("generate.messages[0].content[1]: attachment 7 of 2"));
 }
 
 TEST_CASE("OpenAI messages JSON: strings and parts, data URLs and locations") {

@@ -150,10 +150,11 @@ std::vector<PreparedMedia> ChatModel::prepare_images(const std::vector<ImageInpu
   return out;
 }
 
-ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question) const {
+ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question,
+                              const ipc::PromptOptions& options) const {
   std::vector<bool> videos;
   for (const auto& in : images) videos.push_back(in.video);
-  return prepare_prompt(prepare_images(images), ipc::single_turn(images.size(), question, videos));
+  return prepare_prompt(prepare_images(images, options), ipc::single_turn(images.size(), question, videos), options);
 }
 
 ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std::vector<ipc::Turn>& turns,

@@ -111,7 +111,8 @@ class ChatModel {
 
   // One user turn (the attachments, then the question): decodes and slices the pictures,
   // samples and slices the videos' frames, applies the chat template and tokenizes.
-  ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question) const;
+  ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question,
+                     const ipc::PromptOptions& options = {}) const;
   // The two halves of it for a whole conversation: the attachments decoded and sliced
   // (image::DecodeError for a bad picture, video::VideoError for a bad video; `interrupted`
   // can stop a long decode, image::DecodeInterrupted), then the prompt: the turns through the

@@ -3,7 +3,7 @@
 (daemon/model/resampler.h: resampler_temporal_embed, Resampler::forward_frames).
 
 The reference is plain torch + numpy, written from the released remote code of
-openbmb/MiniCPM-V-4_5, read in the copy the spec cites as S3 (docs: /work/shared/spec/minicpmv.md):
+openbmb/MiniCPM-V-4_5, read in the copy the MiniCPM-V spec cites as its source S3:
 repository PcOffeeP/FineTune_MLLM, folder Model/MiniCPM-VL-4.5/ at 673b2a5a:
   - resampler.py: get_1d_sincos_pos_embed_from_temporal_size (the temporal table),
     get_2d_sincos_pos_embed / get_1d_sincos_pos_embed_from_grid_new (the 2-D table),

@@ -34,7 +34,7 @@ std::string describe(const nlohmann::json& c) {
 
 }  // namespace
 
-TEST_CASE("sampling: every case of the released code's table is reproduced") {
+TEST_CASE("sampling every case of the released code's table is reproduced") {
   const nlohmann::json cases = load_cases();
   REQUIRE(cases.size() > 300);
   size_t v26 = 0, v45 = 0, repeats = 0, errors = 0;
@@ -68,14 +68,14 @@ TEST_CASE("sampling: every case of the released code's table is reproduced") {
   CHECK(repeats > 0);  // and clips shorter than the sample (repeated frames)
 }
 
-TEST_CASE("sampling: 2.6 rounds fps half to even as Python does") {
+TEST_CASE("sampling 2.6 rounds fps half to even as Python does") {
   // round(2.5) == 2 in Python: every 2nd frame of a 2.5 fps clip, not every 3rd.
   const FrameSample s = sample_frames_v26(10, 2.5);
   CHECK(s.indices == std::vector<int64_t>{0, 2, 4, 6, 8});
   CHECK(sample_frames_v26(10, 0.5).indices.empty());  // round(0.5) == 0: range() would raise
 }
 
-TEST_CASE("sampling: 4.5 of a 10 s 30 fps clip takes 30 frames at 3 fps with ids in 0.1 s") {
+TEST_CASE("sampling 4.5 of a 10 s 30 fps clip takes 30 frames at 3 fps with ids in 0.1 s") {
   const FrameSample s = sample_frames_v45(300, 30);
   REQUIRE(s.indices.size() == 30);
   CHECK(s.packing == 1);
@@ -84,7 +84,7 @@ TEST_CASE("sampling: 4.5 of a 10 s 30 fps clip takes 30 frames at 3 fps with ids
   CHECK(s.indices.back() == 295);
 }
 
-TEST_CASE("sampling: 4.5 of a clip shorter than its sample repeats frames as the released code") {
+TEST_CASE("sampling 4.5 of a clip shorter than its sample repeats frames as the released code") {
   // 100 s at 1 fps: 300 frames sampled from 100, packing 2.
   const FrameSample s = sample_frames_v45(100, 1);
   REQUIRE(s.indices.size() == 300);
@@ -95,7 +95,7 @@ TEST_CASE("sampling: 4.5 of a clip shorter than its sample repeats frames as the
   CHECK(s.indices[3] == 1);
 }
 
-TEST_CASE("sampling: no frames or a bad rate give an empty sample") {
+TEST_CASE("sampling no frames or a bad rate give an empty sample") {
   CHECK(sample_frames_v26(0, 30).indices.empty());
   CHECK(sample_frames_v45(0, 30).indices.empty());
   CHECK(sample_frames_v45(1, 30).indices.empty());  // 1/30 s: round(3 * 0.033) == 0 frames
@@ -106,7 +106,7 @@ TEST_CASE("sampling: no frames or a bad rate give an empty sample") {
   CHECK(sample_frames_v45(40, 1e-5).indices.empty());  // 4e6 s: over the 10 million steps bound
 }
 
-TEST_CASE("sampling: 4.5 force_packing overrides packing up to max_packing") {
+TEST_CASE("sampling 4.5 force_packing overrides packing up to max_packing") {
   CHECK(sample_frames_v45(300, 30, 3, 180, 3, 2).packing == 2);
   CHECK(sample_frames_v45(300, 30, 3, 180, 3, 6).packing == 3);
 }

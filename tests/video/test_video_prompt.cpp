@@ -139,9 +139,13 @@ TEST_CASE("4.5 video: frames grouped by packing share a placeholder and carry te
 TEST_CASE("a bad video is refused with its name and the reason") {
   auto model = ChatModel::load(test::data("minicpmv26-tiny"), one_cpu());
   video::test::ClipSpec spec;
+  spec.frames = 30;   // 3 s at 10 fps: frames 0, 10 and 20 sampled; the cut file ends before 20
+  spec.fps_num = 10;
   std::vector<uint8_t> clip = video::test::write_clip(spec);
-  clip.resize(clip.size() / 3);
+  clip.resize(clip.size() / 2);
   CHECK_THROWS_AS(model->prepare({video_input(clip, "request 3 video 0")}, "?"), video::VideoError);
+  CHECK_THROWS_WITH(model->prepare({video_input(clip, "request 3 video 0")}, "?"),
+                    Contains("request 3 video 0") && Contains("truncated"));
   CHECK_THROWS_WITH(model->prepare({video_input({1, 2, 3, 4, 5, 6, 7, 8}, "request 3 video 0")}, "?"),
                     Contains("request 3 video 0"));
 }

@@ -71,3 +71,28 @@ TEST_CASE("omnid dump --video writes frames.json with the sampled frames, and ru
   CHECK_THAT(r.err, Catch::Contains("video_max_packing"));
   fs::remove_all(dir);
 }
+
+// Writes the fuzzer's seed clips (tests/data/video/fuzz/); hidden, run by hand:
+//   build/bin/test_video "[.write-fuzz-seeds]"
+TEST_CASE("write the video fuzzer's seed clips", "[.write-fuzz-seeds]") {
+  using omni::video::test::ClipSpec;
+  const fs::path dir = fs::path(OMNI_TEST_DATA) / "video" / "fuzz";
+  fs::create_directories(dir);
+  ClipSpec mkv;
+  mkv.width = 16;
+  mkv.height = 16;
+  mkv.frames = 4;
+  write_file(dir / "ffv1.mkv", omni::video::test::write_clip(mkv));
+  ClipSpec avi = mkv;
+  avi.container = "avi";
+  avi.codec = "rawvideo";
+  avi.pix_fmt = "bgr24";
+  write_file(dir / "raw.avi", omni::video::test::write_clip(avi));
+  ClipSpec mp4 = mkv;
+  mp4.container = "mp4";
+  mp4.codec = "mpeg4";
+  mp4.pix_fmt = "yuv420p";
+  mp4.max_b_frames = 2;
+  mp4.frames = 6;
+  write_file(dir / "mpeg4_bframes.mp4", omni::video::test::write_clip(mp4));
+}

@@ -48,9 +48,22 @@ int refuse_nested_open(AVFormatContext*, AVIOContext**, const char*, int, AVDict
 
 // FFmpeg logs to stderr by default; its messages would interleave with the daemon's log and
 // could be driven by hostile input. Refusals carry av_strerror's text instead.
+//
+// And one allocation is capped: a demuxer sizes its tables from counts in the header (a 3 KB
+// MP4 whose sample table claims millions of entries asked for 1 GiB at once, found by
+// fuzz_video_decode), so without a cap a tiny hostile file costs a gigabyte per request. The
+// largest buffer a legitimate file needs is one decoded frame: 40 MP (VideoLimits'
+// max_frame_pixels default, the daemon's max_image_pixels) of 4-byte pixels is 160 MB.
+// FFmpeg's cap is per process, for every allocation through av_malloc: this process decodes
+// videos only here.
+constexpr size_t kMaxFfmpegAllocation = 192u << 20;
+
 void quiet_ffmpeg() {
   static std::once_flag once;
-  std::call_once(once, [] { av_log_set_level(AV_LOG_QUIET); });
+  std::call_once(once, [] {
+    av_log_set_level(AV_LOG_QUIET);
+    av_max_alloc(kMaxFfmpegAllocation);
+  });
 }
 
 bool listed(const char* comma_names, const std::vector<std::string>& allowed) {

@@ -4,11 +4,17 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <utility>
 
 #include "clip_writer.h"
 #include "video/video.h"
+
+extern "C" {
+#include <libavutil/mem.h>
+}
 
 using namespace omni::video;
 using namespace omni::video::test;
@@ -274,4 +280,20 @@ TEST_CASE("the caller's interrupt stops probing and decoding") {
   // An exception thrown by the callback itself passes through.
   auto throws = [] () -> bool { throw std::runtime_error("deadline clock broke"); };
   CHECK_REFUSED(probe(clip, {}, throws), std::runtime_error, Contains("deadline clock broke"));
+}
+
+TEST_CASE("a tiny MP4 whose header claims a huge sample table is refused without a gigabyte allocation") {
+  // Found by fuzz_video_decode: 3 KB that made the mov demuxer ask for 1 GiB at once
+  // (FFmpeg's allocations are capped now: daemon/video/demux.cpp).
+  std::ifstream in(std::string(OMNI_TEST_DATA) + "/video/fuzz/mp4_huge_sample_table.mp4", std::ios::binary);
+  REQUIRE(in);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  CHECK_THROWS_AS(probe(bytes), VideoError);
+  // The cap itself: what a legitimate frame needs passes, a gigabyte does not.
+  void* frame = av_malloc(size_t(160) << 20);
+  CHECK(frame != nullptr);
+  av_free(frame);
+  void* huge = av_malloc(size_t(1) << 30);
+  CHECK(huge == nullptr);
+  av_free(huge);
 }

@@ -25,29 +25,38 @@ std::string lower(std::string s) {
   return s;
 }
 
-// data:image/png;base64,AAAA -> bytes. `where` names the url field.
-std::vector<uint8_t> read_data_url(std::string_view url, const Limits& limits, const std::string& where) {
+// data:image/png;base64,AAAA (a video: data:video/mp4;base64,...) -> bytes. `where` names the url field.
+std::vector<uint8_t> read_data_url(std::string_view url, const Limits& limits, const std::string& where, bool video) {
   const auto comma = url.find(',');
   if (comma == std::string_view::npos) throw IpcError(ErrorCode::bad_image, where + ": a data: URL without a ','");
   const std::string head = lower(std::string(url.substr(5, comma - 5)));   // after "data:"
   const auto semi = head.find(';');
   const std::string media = head.substr(0, semi);
-  if (media != "image/png" && media != "image/jpeg" && media != "image/jpg" && media != "image/webp")
+  if (video) {
+    if (media != "video/mp4" && media != "video/webm" && media != "video/x-matroska" && media != "video/quicktime" &&
+        media != "video/x-msvideo" && media != "video/avi" && media != "application/octet-stream")
+      throw IpcError(ErrorCode::bad_image, where + ": media type '" + media +
+                                               "' is not a video this server reads (video/mp4, video/webm, "
+                                               "video/x-matroska, video/quicktime, video/x-msvideo)");
+  } else if (media != "image/png" && media != "image/jpeg" && media != "image/jpg" && media != "image/webp") {
     throw IpcError(ErrorCode::bad_image, where + ": media type '" + media +
                                              "' is not a picture this server reads (image/png, image/jpeg, image/webp)");
+  }
   if (semi == std::string::npos || head.substr(semi + 1).find("base64") == std::string::npos)
     throw IpcError(ErrorCode::bad_image, where + ": only base64 data: URLs are read");
+  const char* what = video ? "a video" : "a picture";
+  const uint64_t limit = video ? limits.max_video_bytes : limits.max_image_bytes;
   const std::string_view b64 = url.substr(comma + 1);
   const uint64_t decoded = uint64_t(b64.size()) / 4 * 3 + 3;
-  if (decoded - 3 > limits.max_image_bytes)
-    throw IpcError(ErrorCode::too_large, where + ": a picture of about " + std::to_string(decoded - 3) +
-                                             " bytes exceeds the limit of " + std::to_string(limits.max_image_bytes));
+  if (decoded - 3 > limit)
+    throw IpcError(ErrorCode::too_large, where + ": " + what + " of about " + std::to_string(decoded - 3) +
+                                             " bytes exceeds the limit of " + std::to_string(limit));
   std::vector<uint8_t> bytes;
   if (!decode_base64(b64, bytes)) throw IpcError(ErrorCode::bad_image, where + ": the data: URL is not valid base64");
   if (bytes.empty()) throw IpcError(ErrorCode::bad_image, where + ": the data: URL holds no bytes");
-  if (bytes.size() > limits.max_image_bytes)
-    throw IpcError(ErrorCode::too_large, where + ": a picture of " + std::to_string(bytes.size()) +
-                                             " bytes exceeds the limit of " + std::to_string(limits.max_image_bytes));
+  if (bytes.size() > limit)
+    throw IpcError(ErrorCode::too_large, where + ": " + what + " of " + std::to_string(bytes.size()) +
+                                             " bytes exceeds the limit of " + std::to_string(limit));
   return bytes;
 }
 
@@ -123,10 +132,11 @@ ChatMessages read_chat_messages(const nlohmann::json& messages, const Limits& li
           const auto text_it = part.find("text");
           if (text_it == part.end() || !text_it->is_string()) throw bad(pw + ".text: missing or not a string");
           add_text(TurnPart::of_text(text_it->get<std::string>()), turn, pw + ".text");
-        } else if (type == "image_url") {
-          const auto iu = part.find("image_url");
-          if (iu == part.end()) throw bad(pw + ".image_url: missing");
-          std::string uw = pw + ".image_url";
+        } else if (type == "image_url" || type == "video_url") {
+          const bool video = type == "video_url";
+          const auto iu = part.find(type);
+          if (iu == part.end()) throw bad(pw + "." + type + ": missing");
+          std::string uw = pw + "." + type;
           const nlohmann::json* url = &*iu;
           if (iu->is_object()) {
             const auto u = iu->find("url");
@@ -137,22 +147,24 @@ ChatMessages read_chat_messages(const nlohmann::json& messages, const Limits& li
           if (!url->is_string()) throw bad(uw + ": expected a string, got " + type_name(*url));
           if (out.pictures.size() >= limits.max_images)
             throw IpcError(ErrorCode::too_large, pw + ": more than " + std::to_string(limits.max_images) +
-                                                     " pictures in one request");
+                                                     " pictures and videos in one request");
           const std::string& s = url->get_ref<const std::string&>();
           PictureSource src;
           src.where = uw;
+          src.video = video;
           if (s.size() >= 5 && lower(s.substr(0, 5)) == "data:") {
             src.kind = PictureSource::Kind::bytes;
-            src.bytes = read_data_url(s, limits, uw);
+            src.bytes = read_data_url(s, limits, uw, video);
           } else {
             if (s.empty()) throw bad(uw + ": empty");
             src.kind = PictureSource::Kind::location;
             src.location = s;
           }
-          turn.parts.push_back(TurnPart::of_image(int32_t(out.pictures.size())));
+          const int32_t index = int32_t(out.pictures.size());
+          turn.parts.push_back(video ? TurnPart::of_video(index) : TurnPart::of_image(index));
           out.pictures.push_back(std::move(src));
         } else {
-          throw bad(pw + ".type: '" + type + "' is not supported (text, image_url)");
+          throw bad(pw + ".type: '" + type + "' is not supported (text, image_url, video_url)");
         }
       }
     } else {

@@ -4,6 +4,7 @@
 // and for `omni ask --messages FILE.json`. `content` is a string or an array of parts:
 //   {"type": "text", "text": "..."}
 //   {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}   (or "image_url": "...")
+//   {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,..."}}   (vLLM's video part)
 // Roles: system (and OpenAI's newer "developer", read as system), user, assistant.
 // A data: URL (image/png, image/jpeg, image/webp; base64) is decoded here; any other URL
 // is handed back as a path for the caller to resolve under its own rules (the daemon:
@@ -30,6 +31,7 @@ struct PictureSource {
   std::vector<uint8_t> bytes;  // Kind::bytes: the decoded data: URL
   std::string location;        // Kind::location: the URL as written (file://..., a path, http://...)
   std::string where;           // "messages[1].content[0].image_url", for the caller's errors
+  bool video = false;          // a video_url part
 };
 
 struct ChatMessages {
@@ -37,8 +39,8 @@ struct ChatMessages {
   std::vector<PictureSource> pictures;
 };
 
-// Limits used: max_images (pictures in all), max_image_bytes (each decoded picture),
-// max_prompt_bytes (all text together).
+// Limits used: max_images (pictures and videos in all), max_image_bytes (each decoded picture),
+// max_video_bytes (each decoded video), max_prompt_bytes (all text together).
 ChatMessages read_chat_messages(const nlohmann::json& messages, const Limits& limits);
 
 // Standard base64 (RFC 4648 alphabet, '=' padding optional, no whitespace). Returns false

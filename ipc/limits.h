@@ -19,6 +19,7 @@ struct Limits {
   uint32_t max_images = 8;                    // images per generate
   uint64_t max_image_bytes = 64ull << 20;     // bytes of one image memfd
   uint32_t max_image_side = 8192;             // rgb width/height
+  uint64_t max_video_bytes = 256ull << 20;    // bytes of one video memfd (1.2)
   uint32_t max_prompt_bytes = 64u << 10;      // prompt text
   uint32_t max_stop_strings = 16;             // stop strings per generate
   uint32_t max_new_tokens = 4096;             // max_tokens upper bound

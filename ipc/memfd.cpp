@@ -87,12 +87,14 @@ ImageMapping::~ImageMapping() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-ImageMapping map_sealed_image(int fd, uint64_t declared_size, const Limits& limits) {
+ImageMapping map_sealed_image(int fd, uint64_t declared_size, const Limits& limits, bool video) {
+  const char* what = video ? "video" : "image";
+  const uint64_t max_bytes = video ? limits.max_video_bytes : limits.max_image_bytes;
   if (fd < 0) throw IpcError(ErrorCode::bad_image, "invalid descriptor");
-  if (declared_size == 0) throw IpcError(ErrorCode::bad_image, "empty image");
-  if (declared_size > limits.max_image_bytes)
-    throw IpcError(ErrorCode::too_large, "image of " + std::to_string(declared_size) + " bytes exceeds limit " +
-                                             std::to_string(limits.max_image_bytes));
+  if (declared_size == 0) throw IpcError(ErrorCode::bad_image, std::string("empty ") + what);
+  if (declared_size > max_bytes)
+    throw IpcError(ErrorCode::too_large, std::string(what) + " of " + std::to_string(declared_size) +
+                                             " bytes exceeds limit " + std::to_string(max_bytes));
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw IpcError(ErrorCode::bad_image, "fstat failed");
   if (!S_ISREG(st.st_mode)) throw IpcError(ErrorCode::bad_image, "descriptor is not a memfd");

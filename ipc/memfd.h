@@ -6,7 +6,7 @@
 // F_SEAL_WRITE|F_SEAL_SEAL, so it can never change after the receiver checks it.
 // Receiver: map_sealed_image(fd, declared_size, limits) checks that the fd is a
 // regular sealable file with at least SHRINK|GROW|WRITE seals and exactly the
-// declared size (<= max_image_bytes), then maps it PROT_READ. No names in /dev/shm.
+// declared size (<= max_image_bytes, a video max_video_bytes), then maps it PROT_READ. No names in /dev/shm.
 #pragma once
 
 #include <cstddef>
@@ -65,6 +65,7 @@ int required_seals() noexcept;
 /// Check a received descriptor and map it read-only. Throws IpcError(bad_image)
 /// (not a sealable file, missing seals, size mismatch) or IpcError(too_large).
 /// Does not take ownership: the caller still closes `fd` (the mapping stays valid).
-ImageMapping map_sealed_image(int fd, uint64_t declared_size, const Limits& limits);
+/// `video`: the memfd holds a video, bounded by max_video_bytes instead of max_image_bytes.
+ImageMapping map_sealed_image(int fd, uint64_t declared_size, const Limits& limits, bool video = false);
 
 }  // namespace omni::ipc

@@ -26,7 +26,14 @@ ErrorCode error_code_from_name(std::string_view s) noexcept {
   return ErrorCode::internal;
 }
 
-const char* image_format_name(ImageFormat f) noexcept { return f == ImageFormat::rgb ? "rgb" : "encoded"; }
+const char* image_format_name(ImageFormat f) noexcept {
+  switch (f) {
+    case ImageFormat::encoded: return "encoded";
+    case ImageFormat::rgb: return "rgb";
+    case ImageFormat::video: return "video";
+  }
+  return "?";
+}
 
 const char* finish_reason_name(FinishReason r) noexcept {
   const auto i = static_cast<std::size_t>(r);
@@ -87,7 +94,7 @@ struct MapOut {
 };
 
 void pack_limits(Packer& p, const Limits& l) {
-  p.pack_map(13);
+  p.pack_map(14);
   MapOut m{p};
   m.u64("max_frame_bytes", l.max_frame_bytes);
   m.u64("max_string_bytes", l.max_string_bytes);
@@ -99,6 +106,7 @@ void pack_limits(Packer& p, const Limits& l) {
   m.u64("max_images", l.max_images);
   m.u64("max_image_bytes", l.max_image_bytes);
   m.u64("max_image_side", l.max_image_side);
+  m.u64("max_video_bytes", l.max_video_bytes);
   m.u64("max_prompt_bytes", l.max_prompt_bytes);
   m.u64("max_stop_strings", l.max_stop_strings);
   m.u64("max_new_tokens", l.max_new_tokens);
@@ -127,7 +135,9 @@ void pack(Packer& p, const Generate& g) {
   const bool conv = !g.messages.empty();
   const auto& o = g.options;
   p.pack_map(8 + uint32_t(!g.system.empty()) + uint32_t(o.max_slice_nums.has_value()) +
-             uint32_t(o.use_image_id.has_value()) + uint32_t(o.enable_thinking.has_value()));
+             uint32_t(o.use_image_id.has_value()) + uint32_t(o.enable_thinking.has_value()) +
+             uint32_t(o.video_fps.has_value()) + uint32_t(o.video_max_frames.has_value()) +
+             uint32_t(o.video_max_packing.has_value()) + uint32_t(o.video_max_slice_nums.has_value()));
   MapOut m{p};
   m.s("type", "generate");
   m.u64("id", g.id);
@@ -141,7 +151,7 @@ void pack(Packer& p, const Generate& g) {
       p.pack_array(static_cast<uint32_t>(t.parts.size()));
       for (const auto& part : t.parts) {
         p.pack_map(1);
-        if (part.is_image()) m.u64("image", uint64_t(part.image));
+        if (part.is_image()) m.u64(part.video ? "video" : "image", uint64_t(part.image));
         else m.s("text", part.text);
       }
     }
@@ -152,6 +162,10 @@ void pack(Packer& p, const Generate& g) {
   if (o.max_slice_nums) m.u64("max_slice_nums", *o.max_slice_nums);
   if (o.use_image_id) m.b("use_image_id", *o.use_image_id);
   if (o.enable_thinking) m.b("enable_thinking", *o.enable_thinking);
+  if (o.video_fps) m.f64("video_fps", *o.video_fps);
+  if (o.video_max_frames) m.u64("video_max_frames", *o.video_max_frames);
+  if (o.video_max_packing) m.u64("video_max_packing", *o.video_max_packing);
+  if (o.video_max_slice_nums) m.u64("video_max_slice_nums", *o.video_max_slice_nums);
   m.key("images");
   p.pack_array(static_cast<uint32_t>(g.images.size()));
   for (const auto& im : g.images) {
@@ -432,6 +446,7 @@ Limits decode_limits(const msgpack::object& o) {
   l.max_images = f.u32("max_images", d.max_images);
   l.max_image_bytes = f.u64("max_image_bytes", d.max_image_bytes);
   l.max_image_side = f.u32("max_image_side", d.max_image_side);
+  l.max_video_bytes = f.u64("max_video_bytes", d.max_video_bytes);
   l.max_prompt_bytes = f.u32("max_prompt_bytes", d.max_prompt_bytes);
   l.max_stop_strings = f.u32("max_stop_strings", d.max_stop_strings);
   l.max_new_tokens = f.u32("max_new_tokens", d.max_new_tokens);
@@ -460,17 +475,20 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
         throw IpcError(ErrorCode::too_large, tf.name("content") + ": more than " + std::to_string(kMaxPartsPerTurn) + " parts");
       for (uint32_t k = 0; k < parts->size; ++k) {
         Fields pf(parts->ptr[k], ctx + ".content[" + std::to_string(k) + "]");
-        const bool has_text = pf.get("text") != nullptr, has_image = pf.get("image") != nullptr;
-        if (has_text == has_image) bad(pf.name("text"), "a part has exactly one of \"text\" and \"image\"");
+        const bool has_text = pf.get("text") != nullptr, has_image = pf.get("image") != nullptr,
+                   has_video = pf.get("video") != nullptr;
+        if (int(has_text) + int(has_image) + int(has_video) != 1)
+          bad(pf.name("text"), "a part has exactly one of \"text\", \"image\" and \"video\"");
         if (has_text) {
           t.parts.push_back(TurnPart::of_text(pf.str("text", lim.max_prompt_bytes)));
           text_bytes += t.parts.back().text.size();
           if (text_bytes > lim.max_prompt_bytes)
             throw IpcError(ErrorCode::too_large, pf.name("text") + ": the messages' text exceeds max_prompt_bytes");
         } else {
-          const uint32_t idx = pf.u32("image");
-          if (idx >= lim.max_images) bad(pf.name("image"), "index out of range");
-          t.parts.push_back(TurnPart::of_image(int32_t(idx)));
+          const char* key = has_video ? "video" : "image";
+          const uint32_t idx = pf.u32(key);
+          if (idx >= lim.max_images) bad(pf.name(key), "index out of range");
+          t.parts.push_back(has_video ? TurnPart::of_video(int32_t(idx)) : TurnPart::of_image(int32_t(idx)));
         }
       }
       g.messages.push_back(std::move(t));
@@ -486,6 +504,10 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
   }
   if (f.get("use_image_id")) g.options.use_image_id = f.boolean("use_image_id", false);
   if (f.get("enable_thinking")) g.options.enable_thinking = f.boolean("enable_thinking", false);
+  if (f.get("video_fps")) g.options.video_fps = f.f64("video_fps", 0);
+  if (f.get("video_max_frames")) g.options.video_max_frames = f.u32("video_max_frames");
+  if (f.get("video_max_packing")) g.options.video_max_packing = f.u32("video_max_packing");
+  if (f.get("video_max_slice_nums")) g.options.video_max_slice_nums = f.u32("video_max_slice_nums");
   if (const auto* a = f.array("images")) {
     if (a->size > lim.max_images)
       throw IpcError(ErrorCode::too_large, "generate.images: more than " + std::to_string(lim.max_images) + " images");
@@ -500,9 +522,16 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
       used[r.fd_index] = true;
       r.size = im.u64("size");
       if (r.size == 0) bad(im.name("size"), "must be non-zero");
-      if (r.size > lim.max_image_bytes) throw IpcError(ErrorCode::too_large, im.name("size") + ": image exceeds max_image_bytes");
       const std::string fmt = im.str("format", 16);
-      if (fmt == "encoded") {
+      if (fmt == "video") {
+        r.format = ImageFormat::video;
+        if (r.size > lim.max_video_bytes)
+          throw IpcError(ErrorCode::too_large, im.name("size") + ": video exceeds max_video_bytes");
+      } else if (r.size > lim.max_image_bytes) {
+        throw IpcError(ErrorCode::too_large, im.name("size") + ": image exceeds max_image_bytes");
+      }
+      if (fmt == "video") {
+      } else if (fmt == "encoded") {
         r.format = ImageFormat::encoded;
       } else if (fmt == "rgb") {
         r.format = ImageFormat::rgb;
@@ -512,7 +541,7 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
         if (r.height == 0 || r.height > lim.max_image_side) bad(im.name("height"), "out of range");
         if (uint64_t{r.width} * r.height * 3 != r.size) bad(im.name("size"), "must equal width*height*3 for rgb");
       } else {
-        bad(im.name("format"), "expected \"encoded\" or \"rgb\"");
+        bad(im.name("format"), "expected \"encoded\", \"rgb\" or \"video\"");
       }
       g.images.push_back(r);
     }
@@ -559,19 +588,36 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
 
 }  // namespace
 
+std::vector<bool> video_attachments(const Generate& g) {
+  std::vector<bool> v(g.images.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = g.images[i].format == ImageFormat::video;
+  return v;
+}
+
 void check_conversation(const Generate& g) {
+  const std::vector<Turn> turns = g.messages.empty() ? single_turn(g.images.size(), g.prompt, video_attachments(g))
+                                                     : g.messages;
   try {
-    validate_conversation(g.messages.empty() ? single_turn(g.images.size(), g.prompt) : g.messages, g.images.size(),
-                          g.options);
+    validate_conversation(turns, g.images.size(), g.options);
   } catch (const IpcError& e) {
     throw IpcError(e.code(), std::string("generate.") + e.what());
   }
+  for (size_t t = 0; t < turns.size(); ++t)
+    for (size_t k = 0; k < turns[t].parts.size(); ++k) {
+      const TurnPart& part = turns[t].parts[k];
+      if (!part.is_image()) continue;
+      const bool is_video = g.images[size_t(part.image)].format == ImageFormat::video;
+      if (part.video != is_video)
+        bad("generate.messages[" + std::to_string(t) + "].content[" + std::to_string(k) + "]",
+            std::string("images[") + std::to_string(part.image) + "] is " + (is_video ? "a video" : "a picture") +
+                ": refer to it with {\"" + (is_video ? "video" : "image") + "\": " + std::to_string(part.image) + "}");
+    }
   if (!g.system.empty() && !g.messages.empty() && g.messages.front().role == Role::system)
     bad("generate.system", "the messages already start with a system turn");
 }
 
 std::vector<Turn> generate_turns(const Generate& g) {
-  std::vector<Turn> turns = g.messages.empty() ? single_turn(g.images.size(), g.prompt) : g.messages;
+  std::vector<Turn> turns = g.messages.empty() ? single_turn(g.images.size(), g.prompt, video_attachments(g)) : g.messages;
   if (!g.system.empty()) turns.insert(turns.begin(), Turn{Role::system, {TurnPart::of_text(g.system)}});
   return turns;
 }

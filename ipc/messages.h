@@ -61,9 +61,10 @@
 namespace omni::ipc {
 
 inline constexpr uint32_t kProtocolMajor = 1;
-inline constexpr uint32_t kProtocolMinor = 1;   // 1.1: conversations (generate.messages)
+inline constexpr uint32_t kProtocolMinor = 2;   // 1.1: conversations (generate.messages); 1.2: videos
 
-enum class ImageFormat : uint8_t { encoded, rgb };  // wire: "encoded" | "rgb"
+// An attachment: a picture (encoded file, or raw RGB) or an encoded video file (MP4, WebM, ...).
+enum class ImageFormat : uint8_t { encoded, rgb, video };  // wire: "encoded" | "rgb" | "video"
 enum class FinishReason : uint8_t { stop, length, cancelled, deadline, error };
 
 const char* image_format_name(ImageFormat f) noexcept;
@@ -87,7 +88,8 @@ struct HelloOk {
 
 struct ImageRef {
   uint32_t fd_index = 0;                  // "fd" required: index into the frame's descriptors
-  uint64_t size = 0;                      // "size" required: bytes in the memfd (== its st_size)
+  uint64_t size = 0;                      // "size" required: bytes in the memfd (== its st_size);
+                                          //   at most max_image_bytes, a video max_video_bytes
   ImageFormat format = ImageFormat::encoded;  // "format" required
   uint32_t width = 0, height = 0;         // "width"/"height": required for rgb (size == w*h*3)
 };
@@ -108,11 +110,14 @@ struct Generate {
   uint64_t id = 0;                        // "id" required, != 0, client-chosen
   std::string prompt;                     // "prompt": the question (one user turn); required without "messages"
   // 1.1: "messages" optional array of {"role": "system"|"user"|"assistant", "content": [part, ...]},
-  // a part {"text": str} or {"image": index into "images"}; instead of "prompt".
+  // a part {"text": str}, {"image": index into "images"} or (1.2) {"video": index of a "video"
+  // attachment in "images"}; instead of "prompt".
   std::vector<Turn> messages;
   std::string system;                     // 1.1: "system" optional: a system turn put first
-  PromptOptions options;                  // 1.1: "max_slice_nums", "use_image_id", "enable_thinking" optional
-  std::vector<ImageRef> images;           // "images" optional array
+  PromptOptions options;                  // 1.1: "max_slice_nums", "use_image_id", "enable_thinking" optional;
+                                          // 1.2: "video_fps", "video_max_frames", "video_max_packing",
+                                          //      "video_max_slice_nums" optional
+  std::vector<ImageRef> images;           // "images" optional array: the attachments, pictures and videos
   uint32_t max_tokens = 256;              // "max_tokens" optional, 1..limits.max_new_tokens
   Sampling sampling;                      // "sampling" optional map
   std::vector<std::string> stop;          // "stop" optional array of strings
@@ -174,6 +179,9 @@ using Message = std::variant<Hello, HelloOk, Generate, Token, Done, Cancel, Stat
 /// The conversation a generate asks about: its messages, or one user turn of its pictures
 /// and prompt; its system text first when set.
 std::vector<Turn> generate_turns(const Generate& g);
+
+/// Which of a generate's attachments are videos (by index).
+std::vector<bool> video_attachments(const Generate& g);
 
 /// Checks the conversation of a generate as its sender wrote it (ipc::validate_conversation
 /// over its messages or its one-question turn, plus `system` against a leading system

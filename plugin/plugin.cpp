@@ -80,11 +80,14 @@ void p_chat_init(omni_plugin_chat* c) {
 
 // One image the reader accepted, as the SDK sends it. A path is read here, refused
 // before reading when it is not a regular file or exceeds max_file_bytes.
-omni::sdk::Image to_sdk_image(const omni_plugin_image& im, uint64_t max_file_bytes) {
-  if (!im.data) return omni::sdk::Image::from_file(im.path, max_file_bytes);
+omni::sdk::Image to_sdk_image(const omni_plugin_image& im, const omni::ipc::Limits& limits) {
+  const bool video = im.format == OMNI_PLUGIN_IMAGE_VIDEO;
+  if (!im.data)
+    return video ? omni::sdk::Image::video_from_file(im.path, limits.max_video_bytes)
+                 : omni::sdk::Image::from_file(im.path, limits.max_image_bytes);
   std::span<const uint8_t> b(static_cast<const uint8_t*>(im.data), im.size);
   if (im.format == OMNI_PLUGIN_IMAGE_RGB) return omni::sdk::Image::from_rgb(b, im.width, im.height);
-  return omni::sdk::Image::from_bytes(b);
+  return video ? omni::sdk::Image::video_from_bytes(b) : omni::sdk::Image::from_bytes(b);
 }
 
 bool has_path_image(const omni::plugin::HostRequest& h) {
@@ -110,10 +113,12 @@ omni::sdk::GenerateRequest to_sdk_request(omni_plugin_client* c, const omni::plu
   q.sampling.greedy = r.greedy != 0;
   q.deadline_ms = r.deadline_ms;
   for (size_t i = 0; i < r.n_stop; ++i) q.stop.emplace_back(r.stop[i]);
-  // A picture file is bounded by the daemon's own max_image_bytes: connecting first
-  // (generate would anyway) is how the plugin learns it.
-  const uint64_t max_file_bytes = has_path_image(h) ? c->client.connect().limits.max_image_bytes : 0;
-  for (const auto& im : h.images) q.images.push_back(to_sdk_image(im, max_file_bytes));
+  // A picture (video) file is bounded by the daemon's own max_image_bytes (max_video_bytes):
+  // connecting first (generate would anyway) is how the plugin learns them.
+  omni::ipc::Limits limits;
+  limits.max_image_bytes = limits.max_video_bytes = 0;
+  if (has_path_image(h)) limits = c->client.connect().limits;
+  for (const auto& im : h.images) q.images.push_back(to_sdk_image(im, limits));
   return q;
 }
 

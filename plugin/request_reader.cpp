@@ -45,7 +45,9 @@ constexpr std::array kChatFields = {
     OMNI_FIELD(omni_plugin_chat, struct_size), OMNI_FIELD(omni_plugin_chat, max_slice_nums),
     OMNI_FIELD(omni_plugin_chat, messages),    OMNI_FIELD(omni_plugin_chat, n_messages),
     OMNI_FIELD(omni_plugin_chat, system),      OMNI_FIELD(omni_plugin_chat, use_image_id),
-    OMNI_FIELD(omni_plugin_chat, enable_thinking),
+    OMNI_FIELD(omni_plugin_chat, enable_thinking), OMNI_FIELD(omni_plugin_chat, video_max_frames),
+    OMNI_FIELD(omni_plugin_chat, video_max_packing), OMNI_FIELD(omni_plugin_chat, video_max_slice_nums),
+    OMNI_FIELD(omni_plugin_chat, video_fps_milli),
 };
 
 #undef OMNI_FIELD
@@ -104,11 +106,11 @@ int32_t check_sampling(const omni_plugin_request& r, std::string& error) {
 int32_t check_image(const omni_plugin_image& im, const std::string& what, std::string& error) {
   if (im.data) {
     if (im.size == 0) return invalid(error, what + ".data is set but " + what + ".size is 0");
-    if (im.format != OMNI_PLUGIN_IMAGE_RGB && im.format != OMNI_PLUGIN_IMAGE_ENCODED)
+    if (im.format != OMNI_PLUGIN_IMAGE_RGB && im.format != OMNI_PLUGIN_IMAGE_ENCODED && im.format != OMNI_PLUGIN_IMAGE_VIDEO)
       return invalid(error, what + ".format " + std::to_string(im.format) + " is unknown");
   } else if (im.path) {
-    if (im.format != OMNI_PLUGIN_IMAGE_ENCODED)
-      return invalid(error, what + ".format must be OMNI_PLUGIN_IMAGE_ENCODED for a path image");
+    if (im.format != OMNI_PLUGIN_IMAGE_ENCODED && im.format != OMNI_PLUGIN_IMAGE_VIDEO)
+      return invalid(error, what + ".format must be OMNI_PLUGIN_IMAGE_ENCODED or OMNI_PLUGIN_IMAGE_VIDEO for a path");
   } else {
     return invalid(error, what + " has neither data nor path");
   }
@@ -241,6 +243,10 @@ int32_t read_chat(const omni_plugin_chat* in, std::size_t n_images, HostChat& ou
   if (c.max_slice_nums) out.options.max_slice_nums = c.max_slice_nums;
   if (c.use_image_id >= 0) out.options.use_image_id = c.use_image_id != 0;
   if (c.enable_thinking >= 0) out.options.enable_thinking = c.enable_thinking != 0;
+  if (c.video_max_frames) out.options.video_max_frames = c.video_max_frames;
+  if (c.video_max_packing) out.options.video_max_packing = c.video_max_packing;
+  if (c.video_max_slice_nums) out.options.video_max_slice_nums = c.video_max_slice_nums;
+  if (c.video_fps_milli) out.options.video_fps = c.video_fps_milli / 1000.0;
   return OMNI_PLUGIN_OK;
 }
 

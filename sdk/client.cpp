@@ -1,5 +1,6 @@
 #include "sdk/client.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -31,29 +32,31 @@ std::string errno_text() { return std::strerror(errno); }
 
 // A descriptor for reading a picture file. O_NONBLOCK: opening a FIFO without a
 // writer must not block (fstat refuses it next); O_NOCTTY: a terminal is not adopted.
-ipc::UniqueFd open_image_file(const std::string& path) {
+ipc::UniqueFd open_image_file(const std::string& path, const std::string& kind) {
   ipc::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-  if (!fd) throw Error(ErrorCode::bad_image, "cannot open image file " + path + ": " + errno_text());
+  if (!fd) throw Error(ErrorCode::bad_image, "cannot open " + kind + " file " + path + ": " + errno_text());
   return fd;
 }
 
 // The size of the regular file behind `fd` (the descriptor just opened, so the checked
 // file is the one read), refused when it is not one or is larger than max_bytes.
-uint64_t checked_image_file_size(int fd, const std::string& path, uint64_t max_bytes) {
+// `kind`: "image" or "video", for the messages and the limit's name.
+uint64_t checked_image_file_size(int fd, const std::string& path, uint64_t max_bytes, const std::string& kind) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error(ErrorCode::bad_image, "cannot stat image file " + path + ": " + errno_text());
-  if (!S_ISREG(st.st_mode)) throw Error(ErrorCode::bad_image, "image file " + path + " is not a regular file");
+  if (::fstat(fd, &st) != 0) throw Error(ErrorCode::bad_image, "cannot stat " + kind + " file " + path + ": " + errno_text());
+  if (!S_ISREG(st.st_mode)) throw Error(ErrorCode::bad_image, kind + " file " + path + " is not a regular file");
   const auto size = static_cast<uint64_t>(st.st_size);
-  if (size == 0) throw Error(ErrorCode::bad_image, "empty image file: " + path);
+  if (size == 0) throw Error(ErrorCode::bad_image, "empty " + kind + " file: " + path);
   if (size > max_bytes)
-    throw Error(ErrorCode::too_large, "image file " + path + " is " + std::to_string(size) +
-                                          " bytes, over the daemon's max_image_bytes " + std::to_string(max_bytes));
+    throw Error(ErrorCode::too_large, kind + " file " + path + " is " + std::to_string(size) + " bytes, over the daemon's max_" +
+                                          kind + "_bytes " + std::to_string(max_bytes));
   return size;
 }
 
 // Read the whole file, never more than max_bytes + 1 bytes: st_size was checked, but
 // the file may have grown since.
-std::vector<uint8_t> read_bounded(int fd, const std::string& path, uint64_t size_hint, uint64_t max_bytes) {
+std::vector<uint8_t> read_bounded(int fd, const std::string& path, uint64_t size_hint, uint64_t max_bytes,
+                                  const std::string& kind) {
   // One byte past the limit tells "too large" from "exactly at it" (saturating: no limit stays none).
   const uint64_t cap = max_bytes == UINT64_MAX ? max_bytes : max_bytes + 1;
   std::vector<uint8_t> bytes(static_cast<std::size_t>(std::min(size_hint + 1, cap)));
@@ -65,14 +68,14 @@ std::vector<uint8_t> read_bounded(int fd, const std::string& path, uint64_t size
     }
     const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(ErrorCode::bad_image, "cannot read image file " + path + ": " + errno_text());
+    if (n < 0) throw Error(ErrorCode::bad_image, "cannot read " + kind + " file " + path + ": " + errno_text());
     if (n == 0) break;
     got += static_cast<std::size_t>(n);
   }
   if (got > max_bytes)
-    throw Error(ErrorCode::too_large, "image file " + path + " grew past the daemon's max_image_bytes " +
+    throw Error(ErrorCode::too_large, kind + " file " + path + " grew past the daemon's max_" + kind + "_bytes " +
                                           std::to_string(max_bytes) + " while being read");
-  if (got == 0) throw Error(ErrorCode::bad_image, "empty image file: " + path);
+  if (got == 0) throw Error(ErrorCode::bad_image, "empty " + kind + " file: " + path);
   bytes.resize(got);
   return bytes;
 }
@@ -105,9 +108,21 @@ Image Image::from_bytes(std::span<const uint8_t> encoded) {
 }
 
 Image Image::from_file(const std::string& path, uint64_t max_bytes) {
-  const ipc::UniqueFd fd = open_image_file(path);
-  const uint64_t size = checked_image_file_size(fd.get(), path, max_bytes);
-  return from_bytes(read_bounded(fd.get(), path, size, max_bytes));
+  const ipc::UniqueFd fd = open_image_file(path, "image");
+  const uint64_t size = checked_image_file_size(fd.get(), path, max_bytes, "image");
+  return from_bytes(read_bounded(fd.get(), path, size, max_bytes, "image"));
+}
+
+Image Image::video_from_bytes(std::span<const uint8_t> encoded) {
+  Image im = from_bytes(encoded);
+  im.format_ = ipc::ImageFormat::video;
+  return im;
+}
+
+Image Image::video_from_file(const std::string& path, uint64_t max_bytes) {
+  const ipc::UniqueFd fd = open_image_file(path, "video");
+  const uint64_t size = checked_image_file_size(fd.get(), path, max_bytes, "video");
+  return video_from_bytes(read_bounded(fd.get(), path, size, max_bytes, "video"));
 }
 
 Image Image::from_rgb(std::span<const uint8_t> rgb, uint32_t width, uint32_t height) {
@@ -125,6 +140,7 @@ Image Image::from_sealed_memfd(ipc::UniqueFd fd, uint64_t size, ipc::ImageFormat
   try {
     ipc::Limits unlimited;
     unlimited.max_image_bytes = UINT64_MAX;
+    unlimited.max_video_bytes = UINT64_MAX;
     (void)ipc::map_sealed_image(fd.get(), size, unlimited);  // same checks as the daemon
   } catch (const ipc::IpcError& e) {
     throw to_error(e);
@@ -249,6 +265,11 @@ ipc::Done Client::generate(const GenerateRequest& req, const TokenCallback& on_t
   g.id = id;
   g.prompt = req.prompt;
   g.messages = req.messages;
+  // A part names an attachment by index; whether it is a video part follows from it.
+  for (auto& t : g.messages)
+    for (auto& part : t.parts)
+      if (part.is_image() && size_t(part.image) < req.images.size())
+        part.video = req.images[size_t(part.image)].format() == ipc::ImageFormat::video;
   g.system = req.system;
   g.options = req.options;
   g.max_tokens = req.max_tokens;
@@ -279,12 +300,22 @@ ipc::Done Client::generate(const GenerateRequest& req, const TokenCallback& on_t
     if (needs_1_1 && server_.proto_minor < 1)
       throw Error(ErrorCode::unsupported_version, "the daemon speaks protocol 1." + std::to_string(server_.proto_minor) +
                                                       ": messages, system and picture options need 1.1");
+    const bool needs_1_2 = std::any_of(req.images.begin(), req.images.end(),
+                                       [](const Image& im) { return im.format() == ipc::ImageFormat::video; });
+    if (needs_1_2 && server_.proto_minor < 2)
+      throw Error(ErrorCode::unsupported_version, "the daemon speaks protocol 1." + std::to_string(server_.proto_minor) +
+                                                      ": videos need 1.2");
     if (req.images.size() > lim.max_images || fds.size() > lim.max_fds_per_frame)
       throw Error(ErrorCode::too_large, "too many images: daemon accepts " + std::to_string(lim.max_images));
     if (frame.size() - ipc::kFrameHeaderBytes > lim.max_frame_bytes)
       throw Error(ErrorCode::too_large, "request frame exceeds the daemon's max_frame_bytes");
-    for (const auto& im : req.images)
-      if (im.size() > lim.max_image_bytes) throw Error(ErrorCode::too_large, "image exceeds the daemon's max_image_bytes");
+    for (const auto& im : req.images) {
+      if (im.format() == ipc::ImageFormat::video) {
+        if (im.size() > lim.max_video_bytes) throw Error(ErrorCode::too_large, "video exceeds the daemon's max_video_bytes");
+      } else if (im.size() > lim.max_image_bytes) {
+        throw Error(ErrorCode::too_large, "image exceeds the daemon's max_image_bytes");
+      }
+    }
     try {
       std::lock_guard lk(write_mu_);
       ipc::send_frame(fd_.get(), frame, fds, opts_.io_timeout_ms);

@@ -55,8 +55,8 @@ struct ClientOptions {
   int io_timeout_ms = 300000;  // longest silence tolerated while waiting for a frame; -1 = none
 };
 
-/// An image ready to send: the bytes already live in a sealed memfd (one copy at
-/// creation, none after). Cheap to copy; reusable across requests.
+/// An attachment ready to send, a picture or a video: the bytes already live in a sealed
+/// memfd (one copy at creation, none after). Cheap to copy; reusable across requests.
 class Image {
  public:
   static Image from_bytes(std::span<const uint8_t> encoded);  // PNG/JPEG/WebP file bytes
@@ -67,6 +67,10 @@ class Image {
   /// bytes are ever read (a file growing meanwhile is too_large too). Errors name the path.
   static Image from_file(const std::string& path, uint64_t max_bytes = ipc::Limits{}.max_image_bytes);
   static Image from_rgb(std::span<const uint8_t> rgb, uint32_t width, uint32_t height);
+  /// An encoded video (MP4, WebM, Matroska, AVI, ...; protocol 1.2), decoded and sampled by
+  /// the daemon (docs/video.md). From a file: checked as from_file, bounded by max_video_bytes.
+  static Image video_from_bytes(std::span<const uint8_t> encoded);
+  static Image video_from_file(const std::string& path, uint64_t max_bytes = ipc::Limits{}.max_video_bytes);
   /// Take ownership of an already sealed memfd (checked like the daemon checks it).
   static Image from_sealed_memfd(ipc::UniqueFd fd, uint64_t size, ipc::ImageFormat format,
                                  uint32_t width = 0, uint32_t height = 0);
@@ -88,7 +92,7 @@ struct GenerateRequest {
   std::string prompt;       // one user turn: the images, then this; unused with `messages`
   std::vector<Image> images;
   // A conversation instead of `prompt` (protocol 1.1): system/user/assistant turns whose
-  // picture parts index `images`, each picture once. Their text is text to the daemon:
+  // picture (and video) parts index `images`, each once. Their text is text to the daemon:
   // chat markers in it ("<|im_end|>") are not parsed.
   std::vector<ipc::Turn> messages;
   std::string system;               // a system turn put first (1.1)

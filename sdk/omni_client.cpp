@@ -138,6 +138,10 @@ omni_status read_chat(const omni_chat* in, size_t n_images, omni::sdk::GenerateR
   if (chat.max_slice_nums) r.options.max_slice_nums = chat.max_slice_nums;
   if (chat.use_image_id >= 0) r.options.use_image_id = chat.use_image_id != 0;
   if (chat.enable_thinking >= 0) r.options.enable_thinking = chat.enable_thinking != 0;
+  if (chat.video_fps != 0) r.options.video_fps = chat.video_fps;
+  if (chat.video_max_frames) r.options.video_max_frames = chat.video_max_frames;
+  if (chat.video_max_packing) r.options.video_max_packing = chat.video_max_packing;
+  if (chat.video_max_slice_nums) r.options.video_max_slice_nums = chat.video_max_slice_nums;
   return OMNI_OK;
 }
 
@@ -176,6 +180,8 @@ omni_status run_generate(omni_client* c, const omni_generate_params* p, const om
         r.images.push_back(omni::sdk::Image::from_rgb(bytes, im.width, im.height));
       else if (im.format == OMNI_IMAGE_ENCODED)
         r.images.push_back(omni::sdk::Image::from_bytes(bytes));
+      else if (im.format == OMNI_IMAGE_VIDEO)
+        r.images.push_back(omni::sdk::Image::video_from_bytes(bytes));
       else
         return fail(OMNI_E_INVALID_ARG, "unknown image format");
     }

@@ -9,6 +9,7 @@
 #include "cli/device_options.h"
 #include "cli/preflight.h"
 #include "cli/read_file.h"
+#include "cli/video_options.h"
 #include "model/answer.h"
 #include "model/causal_lm.h"
 #include "util/error.h"
@@ -41,7 +42,23 @@ struct DumpArgs {
   int generate = 0;
   int pad_id = 0;
   DeviceOptions devices;
+  VideoOptions video;
 };
+
+// What was sampled from each video: frames.json.
+nlohmann::json frames_json(const std::vector<VideoSampling>& videos) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& v : videos) {
+    nlohmann::json j = {{"video", v.name},           {"frame_count", v.info.frame_count},
+                        {"fps", v.info.fps},         {"duration_s", v.info.duration_s},
+                        {"width", v.info.width},     {"height", v.info.height},
+                        {"codec", v.info.codec},     {"indices", v.sample.indices},
+                        {"packing", v.sample.packing}, {"max_slice_nums", v.max_slice_nums}};
+    if (!v.sample.temporal_ids.empty()) j["temporal_ids"] = v.sample.temporal_ids;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
 
 // The MiniCPM-V form: picture + question through slicing, the tower, the resampler
 // and the decoder, writing every intermediate the reference can be compared at.
@@ -53,13 +70,17 @@ void run_dump_vision(const DumpArgs& a) {
     check_readable_file(a.image, "--image");
     as_usage_error("--image", [&] { images.push_back(ImageInput::from_bytes(a.image, read_file_bytes(a.image, mo.image_limits.max_encoded_bytes))); });
   }
+  ipc::PromptOptions po;
+  a.video.apply(po);
+  for (auto& v : a.video.read(mo.video_limits)) images.push_back(std::move(v));
   check_model_and_plan(a.model, a.devices);
   auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
-  ChatPrompt prompt = model->prepare(images, a.text);
+  ChatPrompt prompt = model->prepare(images, a.text, po);
   {
     nlohmann::json pj = {{"text", prompt.text}, {"ids", prompt.ids}};
     std::ofstream(a.out + "/prompt.json") << pj.dump(1);
   }
+  if (!prompt.videos.empty()) std::ofstream(a.out + "/frames.json") << frames_json(prompt.videos).dump(1);
   if (!prompt.images.empty()) {
     const auto& sl = prompt.images[0].sliced;
     nlohmann::json sj;
@@ -102,8 +123,8 @@ void run_dump_vision(const DumpArgs& a) {
 }
 
 void run_dump(const DumpArgs& a) {
-  if (!a.text.empty() || !a.image.empty()) {
-    if (!a.tokens.empty()) throw UsageError("dump: give either --tokens or --image/--text, not both");
+  if (!a.text.empty() || !a.image.empty() || !a.video.files.empty()) {
+    if (!a.tokens.empty()) throw UsageError("dump: give either --tokens or --image/--video/--text, not both");
     run_dump_vision(a);
     return;
   }
@@ -146,6 +167,7 @@ void add_dump_command(CLI::App& app) {
                   "Prompt tokens with this id are padding for --generate, as in transformers' generate(pad_token_id=...); -1: none")
       ->capture_default_str();
   a->devices.add_to(cmd);
+  a->video.add_to(cmd);
   cmd->callback([a] { run_dump(*a); });
 }
 

@@ -1,4 +1,4 @@
-// omnid run: answers one question (optionally about pictures) in this process and
+// omnid run: answers one question (optionally about pictures and videos) in this process and
 // prints the answer as it is generated.
 #include <cstdio>
 
@@ -7,6 +7,7 @@
 #include "cli/preflight.h"
 #include "cli/read_file.h"
 #include "cli/sampling_options.h"
+#include "cli/video_options.h"
 #include "model/answer.h"
 #include "util/error.h"
 
@@ -22,6 +23,7 @@ struct RunArgs {
   std::vector<std::string> stops;
   DeviceOptions devices;
   SamplingOptions sampling;
+  VideoOptions video;
 };
 
 void run(const RunArgs& a) {
@@ -34,9 +36,11 @@ void run(const RunArgs& a) {
     check_readable_file(path, "--image");
     as_usage_error("--image", [&] { images.push_back(ImageInput::from_bytes(path, read_file_bytes(path, mo.image_limits.max_encoded_bytes))); });
   }
+  AnswerOptions opt;
+  a.video.apply(opt.prompt);
+  for (auto& v : a.video.read(mo.video_limits)) images.push_back(std::move(v));
   check_model_and_plan(a.model, a.devices);
   auto model = ChatModel::load(a.model, a.devices.placer(a.model), log_progress(a.model), mo);
-  AnswerOptions opt;
   opt.sampling = a.sampling.resolve(model->default_sampling());
   opt.max_tokens = a.max_tokens;
   opt.stop_strings = a.stops;
@@ -51,7 +55,7 @@ void run(const RunArgs& a) {
 
 void add_run_command(CLI::App& app) {
   auto a = std::make_shared<RunArgs>();
-  CLI::App* cmd = app.add_subcommand("run", "Answer one question, optionally about pictures, and print the answer");
+  CLI::App* cmd = app.add_subcommand("run", "Answer one question, optionally about pictures and videos, and print the answer");
   cmd->add_option("--model", a->model, "Checkpoint folder (Hugging Face layout)")->required();
   cmd->add_option("--image", a->images, "A picture (JPEG, PNG, WebP); repeat for several");
   cmd->add_option("--max-tokens", a->max_tokens, "Most tokens to generate")->check(CLI::Range(1, 1 << 20))->capture_default_str();
@@ -60,6 +64,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("question", a->question, "The question")->required();
   a->devices.add_to(cmd);
   a->sampling.add_to(cmd);
+  a->video.add_to(cmd);
   cmd->callback([a] { run(*a); });
 }
 

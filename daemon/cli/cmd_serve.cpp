@@ -136,6 +136,7 @@ void serve(const ServeArgs& a) {
   if (cfg.enable_thinking) mo.enable_thinking = true;
   mo.vision_cache_bytes = cfg.vision_cache_mb << 20;
   mo.image_limits.max_pixels = cfg.max_image_pixels;
+  mo.video_limits.max_frame_pixels = cfg.max_image_pixels;
   // The decode-work bound is sized for the default pixel limit (image/decode.h): it grows
   // with a larger one, so legitimate progressive JPEGs of the allowed size still pass.
   const image::DecodeLimits defaults;

@@ -31,7 +31,7 @@ GenerationOptions generation_options(const ChatModel& model, const AnswerOptions
 Answer answer(ChatModel& model, const std::vector<ImageInput>& images, const std::string& question,
               const AnswerOptions& opt, const std::function<void(const std::string&)>& on_text) {
   Generation gen(&model.tokenizer(), generation_options(model, opt));
-  ChatPrompt prompt = model.prepare(images, question);
+  ChatPrompt prompt = model.prepare(images, question, opt.prompt);
   kernels::Tensor emb = drop_pad_rows(model.embed_prompt(prompt, model.encode_images(prompt)), prompt.ids, opt.pad_id);
   const Decoder& dec = model.decoder();
   auto cache = dec.new_cache(emb.rows() + opt.max_tokens);

@@ -19,6 +19,7 @@ struct AnswerOptions {
   bool max_tokens_fits_context = false;
   std::vector<std::string> stop_strings;
   int32_t pad_id = 0;   // prompt rows with this id are padding, as in MiniCPM-V's chat()
+  ipc::PromptOptions prompt;   // slicing and video settings of the prompt
 };
 
 struct Answer {

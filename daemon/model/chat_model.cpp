@@ -9,6 +9,7 @@
 #include "kernels/ops.h"
 #include "model/minicpmv_version.h"
 #include "model/sha256.h"
+#include "model/video_frames.h"
 #include "model/vision_encoder.h"
 #include "util/error.h"
 
@@ -107,6 +108,7 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     m->slice_start_id_ = require_token(*m->tokenizer_, t.slice_start, dir);
     m->slice_end_id_ = require_token(*m->tokenizer_, t.slice_end, dir);
     m->defaults_ = release->defaults;
+    m->video_defaults_ = release->video;
   }
   // Stop at <|im_end|> and <|endoftext|> (MiniCPM-V's terminators) or the config's eos.
   m->stop_ids_ = llm.eos_ids;
@@ -117,19 +119,25 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   return m;
 }
 
-std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInput>& images,
+std::vector<PreparedMedia> ChatModel::prepare_images(const std::vector<ImageInput>& images,
                                                     const ipc::PromptOptions& options,
                                                     const image::DecodeInterrupt& interrupted) const {
   if (!images.empty() && !has_vision())
-    throw Error("model " + name_ + " has no vision tower: it cannot take pictures", ipc::ErrorCode::bad_message);
+    throw Error("model " + name_ + " has no vision tower: it cannot take pictures or videos",
+                ipc::ErrorCode::bad_message);
   image::SliceConfig slice = pre_.slice;
   if (options.max_slice_nums) slice.max_slice_nums = int(*options.max_slice_nums);
-  std::vector<PreparedImage> out;
+  std::vector<PreparedMedia> out;
   auto check = [&](const ImageInput& in) {   // between the steps that do not poll it themselves
-    if (interrupted && interrupted()) throw image::DecodeInterrupted(in.name + ": preparing the picture was interrupted");
+    if (interrupted && interrupted()) throw image::DecodeInterrupted(in.name + ": preparing it was interrupted");
   };
   for (const ImageInput& in : images) {
     check(in);
+    if (in.video) {
+      out.push_back(prepare_video(in, video_settings(video_defaults_, options), pre_.slice, options_.video_limits,
+                                  interrupted));
+      continue;
+    }
     image::Image img = in.rgb_width ? raw_rgb(in, options_.image_limits)
                                     : image::decode_image(in.data, in.size, options_.image_limits, in.name, interrupted);
     check(in);
@@ -138,26 +146,33 @@ std::vector<PreparedImage> ChatModel::prepare_images(const std::vector<ImageInpu
     prep.cache_key = sha256_hex(in.data, in.size) + "/" + std::to_string(slice.scale_resolution) + "/" +
                      std::to_string(slice.max_slice_nums) + "/" + std::to_string(slice.slice_mode) + "/" +
                      std::to_string(options_.image_limits.apply_exif_orientation);
-    out.push_back(std::move(prep));
+    PreparedMedia m;
+    m.units.push_back(std::move(prep));
+    out.push_back(std::move(m));
   }
   return out;
 }
 
-ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question) const {
-  return prepare_prompt(prepare_images(images), ipc::single_turn(images.size(), question));
+ChatPrompt ChatModel::prepare(const std::vector<ImageInput>& images, const std::string& question,
+                              const ipc::PromptOptions& options) const {
+  std::vector<bool> videos;
+  for (const auto& in : images) videos.push_back(in.video);
+  return prepare_prompt(prepare_images(images, options), ipc::single_turn(images.size(), question, videos), options);
 }
 
-ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const std::vector<ipc::Turn>& turns,
+ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std::vector<ipc::Turn>& turns,
                                      const ipc::PromptOptions& options) const {
-  ipc::validate_conversation(turns, images.size(), options);
-  if (!images.empty() && !has_vision())
-    throw Error("model " + name_ + " has no vision tower: it cannot take pictures", ipc::ErrorCode::bad_message);
+  ipc::validate_conversation(turns, media.size(), options);
+  if (!media.empty() && !has_vision())
+    throw Error("model " + name_ + " has no vision tower: it cannot take pictures or videos",
+                ipc::ErrorCode::bad_message);
   const bool use_image_id = options.use_image_id.value_or(pre_.use_image_id);
   ChatPrompt p;
   // chat(): a turn's items joined with "\n", each picture a marker that the processor then
   // replaces with the picture's placeholder, numbered in the order they appear. Here the
   // placeholder goes in directly, as markup: the client's text around it stays literal.
   std::vector<tok::ChatTurn> msgs;
+  int markers = 0;   // image markers so far: the released processor numbers pictures and frames alike
   if (options_.system_prompt && turns.front().role != ipc::Role::system)
     msgs.push_back({"system", {{*options_.system_prompt, true}}});
   for (const ipc::Turn& t : turns) {
@@ -169,11 +184,29 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const st
         m.content.push_back({part.text, true});
         continue;
       }
-      PreparedImage& im = images[size_t(part.image)];
-      m.content.push_back({image::image_placeholder(int(p.images.size()), im.sliced, pre_.image_feature_size,
-                                                    use_image_id, pre_.tokens),
-                           false});
-      p.images.push_back(std::move(im));   // in the order of appearance, as the rows are
+      PreparedMedia& item = media[size_t(part.image)];
+      if (!item.video) {
+        PreparedImage& im = item.units.front();
+        m.content.push_back({image::image_placeholder(markers, im.sliced, pre_.image_feature_size, use_image_id,
+                                                      pre_.tokens),
+                             false});
+        ++markers;
+        p.images.push_back(std::move(im));   // in the order of appearance, as the rows are
+        continue;
+      }
+      // A video is its frames given to chat() as pictures, each a marker joined by "\n", with
+      // image ids off. 4.5 groups them: the processor gives a group's first frame the
+      // placeholder and drops the others' markers with the "\n" before them (its
+      // skip_image_idx), so the video reads as its units' placeholders joined by "\n".
+      for (size_t u = 0; u < item.units.size(); ++u) {
+        PreparedImage& im = item.units[u];
+        if (u) m.content.push_back({"\n", false});
+        m.content.push_back({image::image_placeholder(markers, im.sliced, pre_.image_feature_size, false, pre_.tokens),
+                             false});
+        markers += im.frames();
+        p.images.push_back(std::move(im));
+      }
+      p.videos.push_back(std::move(*item.video));
     }
     msgs.push_back(std::move(m));
   }
@@ -197,10 +230,10 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedImage> images, const st
       }
     }
   }
-  size_t pieces = 0;
-  for (const auto& im : p.images) pieces += im.sliced.pieces.size();
-  if (p.bounds.size() != pieces)
-    throw Error("prompt has " + std::to_string(p.bounds.size()) + " image placeholders for " + std::to_string(pieces) +
+  size_t runs = 0;
+  for (const auto& im : p.images) runs += im.runs();
+  if (p.bounds.size() != runs)
+    throw Error("prompt has " + std::to_string(p.bounds.size()) + " image placeholders for " + std::to_string(runs) +
                 " picture pieces (a tokenizer whose picture tokens are not special?)");
   return p;
 }
@@ -262,7 +295,7 @@ kernels::Tensor ChatModel::embed_prompt(const ChatPrompt& prompt,
   for (size_t i = 0; i < vision.size(); ++i) {
     const auto& v = vision[i];
     if (!v) {   // reused from the KV cache: its rows are never read
-      b += prompt.images[i].sliced.pieces.size();
+      b += prompt.images[i].runs();
       continue;
     }
     for (int piece = 0; piece < v->pieces; ++piece, ++b) {

@@ -15,23 +15,28 @@
 #include "image/decode.h"
 #include "image/placeholder.h"
 #include "model/causal_lm.h"
+#include "model/minicpmv_version.h"
 #include "model/vision_cache.h"
 #include "model/vision_config.h"
 #include "tokenizer/chat_template.h"
+#include "video/sampling.h"
+#include "video/video.h"
 #include "tokenizer/tokenizer.h"
 
 namespace omni {
 
 class VisionEncoder;
 
-// An encoded picture (JPEG, PNG, WebP) handed in without a copy: `data` stays valid
-// while `keepalive` lives (a file's bytes, a client's read-only memfd mapping, ...).
+// An attachment handed in without a copy: an encoded picture (JPEG, PNG, WebP), raw RGB, or
+// an encoded video file. `data` stays valid while `keepalive` lives (a file's bytes, a
+// client's read-only memfd mapping, ...).
 struct ImageInput {
   std::string name;            // for messages: a file path, "request 7 image 0", ...
   const uint8_t* data = nullptr;
   size_t size = 0;
   std::shared_ptr<const void> keepalive;
   int rgb_width = 0, rgb_height = 0;   // set: `data` is raw 8-bit RGB of this size, not encoded
+  bool video = false;                  // `data` is an encoded video (MP4, WebM, Matroska, ...)
 
   static ImageInput from_bytes(std::string name, std::vector<uint8_t> bytes) {
     auto owned = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
@@ -55,15 +60,32 @@ struct PreparedImage {
   size_t runs() const { return sliced.pieces.size() / size_t(frames()); }
 };
 
+// What was taken from one video: its header and the frames sampled (omnid dump's frames.json).
+struct VideoSampling {
+  std::string name;
+  video::VideoInfo info;
+  video::FrameSample sample;
+  int max_slice_nums = 1;
+};
+
+// One attachment ready for the prompt: a picture is one unit; a video its frames (2.6) or
+// its frame groups (4.5), in order.
+struct PreparedMedia {
+  std::vector<PreparedImage> units;
+  std::optional<VideoSampling> video;
+};
+
 struct ChatPrompt {
   std::string text;
   std::vector<int32_t> ids;
-  std::vector<PreparedImage> images;   // in the order the prompt shows them
+  std::vector<PreparedImage> images;   // every unit (picture, frame, frame group) in the order the prompt shows them
+  std::vector<VideoSampling> videos;   // the prompt's videos, in order
   std::vector<std::pair<int64_t, int64_t>> bounds;  // [first, last) rows of each <unk> run
 };
 
 struct ChatModelOptions {
   image::DecodeLimits image_limits;
+  video::VideoLimits video_limits;
   size_t vision_cache_bytes = 256ull << 20;
   std::optional<std::string> system_prompt;  // replaces the template's default system turn
   // Qwen3-style templates: true asks the model to reason first. Unset: MiniCPM-V's chat()
@@ -89,18 +111,19 @@ class ChatModel {
   int query_num() const { return pre_.image_feature_size; }
   VisionCache& vision_cache() { return *cache_; }
 
-  // One user turn (the pictures, then the question): decodes and slices the pictures,
-  // applies the chat template and tokenizes.
-  ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question) const;
-  // The two halves of it for a whole conversation: the pictures decoded and sliced
-  // (image::DecodeError for a bad picture; `interrupted` can stop a long decode,
-  // image::DecodeInterrupted), then the prompt: the turns through the chat template, the
-  // placeholders where their pictures are, the turns' text tokenized as text (a client's
-  // "<|im_end|>" is no marker). Bad turns throw ipc::IpcError(bad_message).
-  std::vector<PreparedImage> prepare_images(const std::vector<ImageInput>& images,
+  // One user turn (the attachments, then the question): decodes and slices the pictures,
+  // samples and slices the videos' frames, applies the chat template and tokenizes.
+  ChatPrompt prepare(const std::vector<ImageInput>& images, const std::string& question,
+                     const ipc::PromptOptions& options = {}) const;
+  // The two halves of it for a whole conversation: the attachments decoded and sliced
+  // (image::DecodeError for a bad picture, video::VideoError for a bad video; `interrupted`
+  // can stop a long decode, image::DecodeInterrupted), then the prompt: the turns through the
+  // chat template, the placeholders where their attachments are, the turns' text tokenized as
+  // text (a client's "<|im_end|>" is no marker). Bad turns throw ipc::IpcError(bad_message).
+  std::vector<PreparedMedia> prepare_images(const std::vector<ImageInput>& images,
                                             const ipc::PromptOptions& options = {},
                                             const image::DecodeInterrupt& interrupted = {}) const;
-  ChatPrompt prepare_prompt(std::vector<PreparedImage> images, const std::vector<ipc::Turn>& turns,
+  ChatPrompt prepare_prompt(std::vector<PreparedMedia> media, const std::vector<ipc::Turn>& turns,
                             const ipc::PromptOptions& options = {}) const;
   // Resampler rows of every picture in the prompt, in order (from the cache when seen before).
   // The pictures not cached are encoded together, split among the vision devices
@@ -132,6 +155,7 @@ class ChatModel {
   ChatModelOptions options_;
   // Vision (MiniCPM-V only).
   image::PreprocessorConfig pre_;
+  VideoDefaults video_defaults_;
   std::unique_ptr<VisionEncoder> encoder_;   // the tower and resampler on each vision device
   std::mutex vision_mu_;   // the tower's scratch is per call, but one encode at a time keeps memory bounded
   std::unique_ptr<VisionCache> cache_;

@@ -17,7 +17,7 @@ PrefixHasher PrefixHasher::for_prompt(const ChatPrompt& p, int32_t pad_id) {
   PrefixHasher h(std::move(digests));
   // Which picture each placeholder run belongs to: pictures' pieces in order (chat_model.h).
   std::vector<int32_t> run_image;
-  for (size_t i = 0; i < p.images.size(); ++i) run_image.insert(run_image.end(), p.images[i].sliced.pieces.size(), int32_t(i));
+  for (size_t i = 0; i < p.images.size(); ++i) run_image.insert(run_image.end(), p.images[i].runs(), int32_t(i));
   if (run_image.size() != p.bounds.size())
     throw Error("prefix hash: " + std::to_string(p.bounds.size()) + " placeholder runs for " +
                 std::to_string(run_image.size()) + " picture pieces");

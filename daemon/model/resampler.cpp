@@ -33,6 +33,39 @@ std::vector<float> resampler_pos_embed(int embed_dim, int h, int w) {
   return out;
 }
 
+void check_temporal_id(int32_t id) {
+  if (id > kMaxTemporalId)
+    throw Error("resampler: temporal id " + std::to_string(id) + " is beyond " + std::to_string(kMaxTemporalId) +
+                " (0.1 s units)");
+}
+
+std::vector<float> resampler_temporal_embed(int embed_dim, const std::vector<int32_t>& ids) {
+  if (embed_dim <= 0 || embed_dim % 2)
+    throw Error("resampler: temporal table width " + std::to_string(embed_dim) + " is not even");
+  for (int32_t id : ids) check_temporal_id(id);
+  const int D2 = embed_dim / 2;
+  std::vector<float> omega(static_cast<size_t>(D2));
+  for (int k = 0; k < D2; ++k) {
+    // numpy float32: omega = arange(D2) / D2; omega = 1 / 10000**omega. The power is rounded
+    // from double (correctly rounded, not powf's ~1 ULP): an angle t·ω carries t times the
+    // error of ω, and t reaches 10^5 here where the 2-D table's stays below 100.
+    const float e = float(k) / float(D2);
+    omega[size_t(k)] = 1.0f / float(std::pow(10000.0, double(e)));
+  }
+  std::vector<float> out(ids.size() * size_t(embed_dim), 0.0f);
+  for (size_t r = 0; r < ids.size(); ++r) {
+    if (ids[r] < 0) continue;   // a still picture: no temporal term
+    float* row = out.data() + r * size_t(embed_dim);
+    const float t = float(ids[r]);   // exact: ids are far below 2^24
+    for (int k = 0; k < D2; ++k) {
+      const float a = t * omega[size_t(k)];   // the float32 outer product (einsum)
+      row[k] = float(std::sin(double(a)));
+      row[D2 + k] = float(std::cos(double(a)));
+    }
+  }
+  return out;
+}
+
 void Resampler::plan_weights(WeightLoader& w, const std::string& prefix) {
   for (const char* n : {"query", "kv_proj.weight", "attn.in_proj_weight", "attn.in_proj_bias", "attn.out_proj.weight",
                         "attn.out_proj.bias", "ln_q.weight", "ln_q.bias", "ln_kv.weight", "ln_kv.bias", "ln_post.weight",
@@ -87,25 +120,72 @@ Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries
 }
 
 Tensor Resampler::forward(const Tensor& x, int tgt_h, int tgt_w) const {
+  // A still picture is a group of one frame without a temporal term (the official code's
+  // id −1), so both calls share attend() and a picture's result is what it always was.
+  return attend({x}, tgt_h, tgt_w, {-1});
+}
+
+Tensor Resampler::forward_frames(const std::vector<Tensor>& xs, int tgt_h, int tgt_w,
+                                 const std::vector<int32_t>& temporal_ids) const {
+  if (xs.empty()) throw Error("resampler: a frame group has no frames");
+  if (temporal_ids.size() != xs.size())
+    throw Error("resampler: a group of " + std::to_string(xs.size()) + " frames has " +
+                std::to_string(temporal_ids.size()) + " temporal ids");
+  for (int32_t id : temporal_ids) check_temporal_id(id);
+  return attend(xs, tgt_h, tgt_w, temporal_ids);
+}
+
+Tensor Resampler::attend(const std::vector<Tensor>& xs, int tgt_h, int tgt_w, const std::vector<int32_t>& ids) const {
   if (tgt_h <= 0 || tgt_w <= 0)
     throw Error("resampler: bad patch grid " + std::to_string(tgt_h) + "x" + std::to_string(tgt_w));
-  const int64_t L = int64_t(tgt_h) * tgt_w, D = embed_dim_, Q = num_queries_;
-  if (x.ndim() != 2 || x.rows() != L || x.cols() != kv_dim_)
-    throw Error("resampler: input " + x.describe() + " does not match a " + std::to_string(tgt_h) + "x" +
-                std::to_string(tgt_w) + " grid of width " + std::to_string(kv_dim_));
-  if (&x.device() != dev_.get()) throw Error("resampler: input " + x.describe() + " is not on the resampler's device");
+  const int64_t L = int64_t(tgt_h) * tgt_w, D = embed_dim_, Q = num_queries_, n = int64_t(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const Tensor& x = xs[i];
+    const std::string which = n > 1 ? " (frame " + std::to_string(i) + ")" : "";
+    if (!x.defined()) throw Error("resampler: input" + which + " is empty");
+    if (x.ndim() != 2 || x.rows() != L || x.cols() != kv_dim_)
+      throw Error("resampler: input " + x.describe() + which + " does not match a " + std::to_string(tgt_h) + "x" +
+                  std::to_string(tgt_w) + " grid of width " + std::to_string(kv_dim_));
+    if (&x.device() != dev_.get())
+      throw Error("resampler: input " + x.describe() + which + " is not on the resampler's device");
+  }
   kernels::Ops& ops = dev_->ops();
   const kernels::DType dt = dev_->compute_dtype();
 
-  Tensor kv = Tensor::empty(dev_, dt, {L, D}), kvn = Tensor::empty(dev_, dt, {L, D});
-  ops.linear(x, kv_proj_, nullptr, kv);
+  // Frame i owns rows [i·L, (i+1)·L) of kv, k and v: the frame-major order of the official
+  // batch_infer path. (Attention does not depend on the order of the key/value pairs, only
+  // on k and v rows staying paired.)
+  Tensor kv = Tensor::empty(dev_, dt, {n * L, D}), kvn = Tensor::empty(dev_, dt, {n * L, D});
+  for (int64_t i = 0; i < n; ++i) {
+    Tensor kv_i = kv.rows_view(i * L, L);
+    ops.linear(xs[size_t(i)], kv_proj_, nullptr, kv_i);
+  }
   ops.layer_norm(kv, ln_kv_w_, ln_kv_b_, 1e-6f, kvn);
   const std::vector<float> pos = resampler_pos_embed(embed_dim_, tgt_h, tgt_w);
   Tensor t_pos = Tensor::from_host(dev_, dt, {L, D}, pos.data());
-  ops.add(kvn, t_pos, kv);   // keys see the position, values do not
+  for (int64_t i = 0; i < n; ++i) {
+    Tensor kvn_i = kvn.rows_view(i * L, L), kv_i = kv.rows_view(i * L, L);
+    ops.add(kvn_i, t_pos, kv_i);   // keys see the position, values do not
+  }
 
-  Tensor k = Tensor::empty(dev_, dt, {L, D}), v = Tensor::empty(dev_, dt, {L, D});
-  ops.linear(kv, wk_, &bk_, k);
+  // Keys: (kvn + pos + temporal_i) W_kᵀ + b_k. The temporal row is the same for all L rows of
+  // frame i, so it enters as a per-frame bias b_k + W_k·temporal_i (one row through the
+  // projection) instead of an [L, D] table per frame; a frame without one (id < 0) uses b_k
+  // itself, which keeps a still picture's keys exactly the 2.6 computation.
+  Tensor k = Tensor::empty(dev_, dt, {n * L, D}), v = Tensor::empty(dev_, dt, {n * L, D});
+  for (int64_t i = 0; i < n; ++i) {
+    Tensor kv_i = kv.rows_view(i * L, L), k_i = k.rows_view(i * L, L);
+    const int32_t id = ids[size_t(i)];
+    if (id < 0) {
+      ops.linear(kv_i, wk_, &bk_, k_i);
+      continue;
+    }
+    const std::vector<float> t = resampler_temporal_embed(embed_dim_, {id});
+    Tensor t_row = Tensor::from_host(dev_, dt, {1, D}, t.data()), bias = Tensor::empty(dev_, dt, {1, D});
+    ops.linear(t_row, wk_, &bk_, bias);
+    const Tensor b = bias.reshape({D});
+    ops.linear(kv_i, wk_, &b, k_i);
+  }
   ops.linear(kvn, wv_, &bv_, v);
 
   kernels::AttentionArgs args;
@@ -121,20 +201,6 @@ Tensor Resampler::forward(const Tensor& x, int tgt_h, int tgt_w) const {
   Tensor y = Tensor::empty(dev_, dt, {Q, D});
   ops.linear(attn, proj_t_, nullptr, y);
   return y;
-}
-
-}  // namespace omni
-
-namespace omni {
-
-// Interface fixed first; the 4.5 temporal branch lands with its PyTorch reference (tools/).
-std::vector<float> resampler_temporal_embed(int, const std::vector<int32_t>&) {
-  throw Error("resampler_temporal_embed: MiniCPM-V 4.5 video is not implemented yet");
-}
-
-kernels::Tensor Resampler::forward_frames(const std::vector<kernels::Tensor>&, int, int,
-                                          const std::vector<int32_t>&) const {
-  throw Error("Resampler::forward_frames: MiniCPM-V 4.5 video is not implemented yet");
 }
 
 }  // namespace omni

@@ -174,7 +174,7 @@ void Scheduler::start_decodes_locked() {
     // The job owns what it reads: the pictures' bytes are kept alive by their inputs.
     decoders_->post([this, d = w.decoding, images = w.req.images, prompt_options = w.req.prompt,
                      interrupted = decode_interrupt(w.ticket, w.req.deadline)] {
-      std::vector<PreparedImage> out;
+      std::vector<PreparedMedia> out;
       std::exception_ptr error;
       try {
         out = model_.prepare_images(images, prompt_options, interrupted);
@@ -274,7 +274,7 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
       return a;
     }
     const AnswerOptions& o = a->req.options;
-    std::vector<PreparedImage> pictures;
+    std::vector<PreparedMedia> pictures;
     if (w.decoding) {
       if (w.decoding->error) std::rethrow_exception(w.decoding->error);
       pictures = std::move(w.decoding->images);

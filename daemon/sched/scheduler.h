@@ -90,7 +90,7 @@ class Scheduler {
   // A waiting request's pictures, decoded on the pool (fields under mu_).
   struct Decoding {
     bool started = false, done = false;
-    std::vector<PreparedImage> images;
+    std::vector<PreparedMedia> images;
     std::exception_ptr error;        // image::DecodeError, image::DecodeInterrupted, ...
   };
   struct Waiting {

@@ -168,8 +168,10 @@ ChatCompletion parse_chat_completion(std::string_view text, const ChatContext& c
     } else {
       static const ImageDirs none({});   // no folders: only says why a location is not read
       const ImageDirs& dirs = ctx.image_dirs ? *ctx.image_dirs : none;
-      r.images.push_back(ImageInput::from_bytes(p.where, dirs.read(p.location, ctx.limits.max_image_bytes, p.where)));
+      const uint64_t limit = p.video ? ctx.limits.max_video_bytes : ctx.limits.max_image_bytes;
+      r.images.push_back(ImageInput::from_bytes(p.where, dirs.read(p.location, limit, p.where)));
     }
+    r.images.back().video = p.video;
   }
   r.messages = std::move(chat.turns);
 
@@ -183,6 +185,12 @@ ChatCompletion parse_chat_completion(std::string_view text, const ChatContext& c
   if (auto v = get_int(body, "max_slice_nums", 1, ipc::kMaxSliceNums)) r.prompt.max_slice_nums = uint32_t(*v);
   if (field(body, "use_image_id")) r.prompt.use_image_id = get_bool(body, "use_image_id", false);
   if (field(body, "enable_thinking")) r.prompt.enable_thinking = get_bool(body, "enable_thinking", false);
+  // Video sampling (docs/video.md), as extra fields too.
+  if (auto v = get_number(body, "video_fps")) r.prompt.video_fps = *v;
+  if (auto v = get_int(body, "video_max_frames", 1, ipc::kMaxVideoFrames)) r.prompt.video_max_frames = uint32_t(*v);
+  if (auto v = get_int(body, "video_max_packing", 1, ipc::kMaxVideoPacking)) r.prompt.video_max_packing = uint32_t(*v);
+  if (auto v = get_int(body, "video_max_slice_nums", 1, ipc::kMaxSliceNums))
+    r.prompt.video_max_slice_nums = uint32_t(*v);
   try {
     ipc::validate_conversation(r.messages, r.images.size(), r.prompt);
   } catch (const ipc::IpcError& e) {

@@ -194,9 +194,12 @@ void Session::on_generate(ipc::Generate g, std::vector<ipc::UniqueFd> fds) {
       if (ref.fd_index >= fds.size())
         throw ipc::IpcError(ErrorCode::bad_message, "images[" + std::to_string(i) + "].fd refers to descriptor " +
                                                         std::to_string(ref.fd_index) + " of " + std::to_string(fds.size()));
-      auto map = std::make_shared<ipc::ImageMapping>(ipc::map_sealed_image(fds[ref.fd_index].get(), ref.size, server_.limits()));
+      const bool video = ref.format == ipc::ImageFormat::video;
+      auto map = std::make_shared<ipc::ImageMapping>(
+          ipc::map_sealed_image(fds[ref.fd_index].get(), ref.size, server_.limits(), video));
       ImageInput in;
-      in.name = "request " + std::to_string(g.id) + " image " + std::to_string(i);
+      in.name = "request " + std::to_string(g.id) + (video ? " video " : " image ") + std::to_string(i);
+      in.video = video;
       in.data = map->data();
       in.size = map->size();
       in.keepalive = map;

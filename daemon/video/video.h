@@ -8,6 +8,7 @@
 // deadline or shutdown stops it between packets.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,12 @@ struct VideoLimits {
   // before a decoder is opened (attack surface: FFmpeg has many rarely used decoders).
   std::vector<std::string> codecs = {"h264", "hevc", "vp8", "vp9", "av1", "mpeg4", "mpeg2video",
                                      "mjpeg", "ffv1", "rawvideo", "png", "utvideo"};
+  // Containers allowed, by the names of FFmpeg's demuxers (one name of a demuxer that has
+  // several, e.g. "mov,mp4,m4a,3gp,3g2,mj2", is enough). The same reason: the rest are refused
+  // after probing, before the demuxer reads the header. HLS, concat and other demuxers that open
+  // further files are never allowed (open_video refuses any nested open as well).
+  std::vector<std::string> formats = {"mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "flv",
+                                      "ivf", "h264", "hevc", "m4v", "mpegvideo", "ogg", "nut"};
 };
 
 // The video itself is bad or over a limit. Message starts with the video's name.
@@ -56,8 +63,16 @@ struct Frame {
 VideoInfo probe_video(const uint8_t* data, size_t size, const VideoLimits& limits, const std::string& name,
                       const image::DecodeInterrupt& interrupted = {});
 
-// Decodes the frames at `indices` (ascending, each < info.frame_count) in one pass and returns
-// them in that order, converted to RGB24.
+// Decodes the frames at `indices` (non-decreasing, each < info.frame_count; a repeated index
+// gives the same frame again, as the 4.5 sampling of a short clip asks) in one pass and hands
+// each to `on_frame` as soon as it is converted to RGB24, in that order, so a caller keeps only
+// what it derives from a frame (a long clip's full-size frames never pile up). An index the
+// stream does not reach (a truncated file) throws VideoError naming it and how many frames the
+// stream held.
+void decode_frames(const uint8_t* data, size_t size, const std::vector<int64_t>& indices, const VideoLimits& limits,
+                   const std::string& name, const std::function<void(Frame&&)>& on_frame,
+                   const image::DecodeInterrupt& interrupted = {});
+// The same, collected.
 std::vector<Frame> decode_frames(const uint8_t* data, size_t size, const std::vector<int64_t>& indices,
                                  const VideoLimits& limits, const std::string& name,
                                  const image::DecodeInterrupt& interrupted = {});

@@ -83,6 +83,7 @@ extern "C" {
 
 #define OMNI_PLUGIN_IMAGE_ENCODED 0u  /* PNG/JPEG/WebP file bytes */
 #define OMNI_PLUGIN_IMAGE_RGB 1u      /* packed 8-bit RGB, width*height*3 bytes */
+#define OMNI_PLUGIN_IMAGE_VIDEO 2u    /* an encoded video file (MP4, WebM, Matroska, AVI; protocol 1.2) */
 
 typedef struct omni_plugin_client omni_plugin_client;
 
@@ -91,9 +92,10 @@ typedef struct omni_plugin_image {
   uint32_t format;          /* OMNI_PLUGIN_IMAGE_* */
   const void* data;         /* bytes, or NULL to read `path` */
   size_t size;
-  const char* path;         /* encoded image file, used when data == NULL: refused before
-                               reading unless a regular file of at most the daemon's
-                               max_image_bytes (BAD_IMAGE, TOO_LARGE; the message names it) */
+  const char* path;         /* encoded image or video file, used when data == NULL: refused
+                               before reading unless a regular file of at most the daemon's
+                               max_image_bytes (a video: max_video_bytes) (BAD_IMAGE,
+                               TOO_LARGE; the message names it) */
   uint32_t width, height;   /* RGB only */
 } omni_plugin_image;
 
@@ -119,8 +121,8 @@ typedef struct omni_plugin_request {
 } omni_plugin_request;
 
 /* Conversations (protocol 1.1; check OMNI_PLUGIN_HAS(api, chat)). A part is text
- * (text != NULL; tokenized as text: chat markers in it are not parsed) or a picture
- * (text == NULL: request.images[image], each picture used exactly once). The part and
+ * (text != NULL; tokenized as text: chat markers in it are not parsed) or an attachment
+ * (text == NULL: request.images[image], a picture or a video, each used exactly once). The part and
  * message structs are frozen: they never grow (new settings go into omni_plugin_chat). */
 #define OMNI_PLUGIN_ROLE_SYSTEM 0u     /* only as the first turn */
 #define OMNI_PLUGIN_ROLE_USER 1u
@@ -145,6 +147,11 @@ typedef struct omni_plugin_chat {
   const char* system;       /* a system turn put first; NULL: none */
   int32_t use_image_id;     /* -1: the model's; 0: off; 1: on */
   int32_t enable_thinking;  /* Qwen3-style templates; -1: the template's default; 0: off; 1: on */
+  /* Videos (added with protocol 1.2); 0: the model's release default (docs/video.md). */
+  uint32_t video_max_frames;      /* 2.6: frames; 4.5: frame groups */
+  uint32_t video_max_packing;     /* 4.5: frames per group, 1..6 */
+  uint32_t video_max_slice_nums;  /* slices per frame */
+  uint32_t video_fps_milli;       /* frames sampled per second, in thousandths (1000 = 1 fps) */
 } omni_plugin_chat;
 
 typedef struct omni_plugin_event {

@@ -43,10 +43,12 @@ typedef enum omni_status {
   OMNI_E_NO_MEMORY = -12
 } omni_status;
 
-typedef enum omni_image_format { OMNI_IMAGE_ENCODED = 0, OMNI_IMAGE_RGB = 1 } omni_image_format;
+/* OMNI_IMAGE_VIDEO: an encoded video file (MP4, WebM, Matroska, AVI; protocol 1.2), sampled
+   by the daemon as the model's release does (docs/video.md). */
+typedef enum omni_image_format { OMNI_IMAGE_ENCODED = 0, OMNI_IMAGE_RGB = 1, OMNI_IMAGE_VIDEO = 2 } omni_image_format;
 
 typedef struct omni_image {
-  const void* data;        /* encoded file bytes (PNG/JPEG/WebP) or packed RGB8 */
+  const void* data;        /* encoded file bytes (PNG/JPEG/WebP, or a video), or packed RGB8 */
   size_t size;
   int format;              /* omni_image_format */
   uint32_t width, height;  /* RGB only */
@@ -100,7 +102,7 @@ omni_status omni_client_generate(omni_client* c, const omni_generate_params* p, 
 
 /* Conversations (protocol 1.1): system, user and assistant turns of text and pictures.
  * A part is text (text != NULL, tokenized as text: chat markers in it are not parsed)
- * or a picture (text == NULL: params->images[image], each picture used once). */
+ * or an attachment (text == NULL: params->images[image], a picture or a video, each used once). */
 typedef enum omni_role { OMNI_ROLE_SYSTEM = 0, OMNI_ROLE_USER = 1, OMNI_ROLE_ASSISTANT = 2 } omni_role;
 
 typedef struct omni_message_part {
@@ -123,6 +125,12 @@ typedef struct omni_chat {
   uint32_t max_slice_nums;          /* slices per picture; 0: the model's */
   int use_image_id;                 /* -1: the model's; 0: off; 1: on */
   int enable_thinking;              /* Qwen3-style templates; -1: the default; 0: off; 1: on */
+  /* Videos (added in protocol 1.2; a caller compiled before them has a smaller struct_size
+     and keeps the model's settings). 0: the model's release default. */
+  double video_fps;                 /* frames sampled per second, (0, 60] */
+  uint32_t video_max_frames;        /* 2.6: frames; 4.5: frame groups */
+  uint32_t video_max_packing;       /* 4.5: frames per group, 1..6 */
+  uint32_t video_max_slice_nums;    /* slices per frame */
 } omni_chat;
 
 void omni_chat_init(omni_chat* chat);

@@ -46,7 +46,8 @@ void read_messages_file(const std::string& file, const omni::ipc::Limits& limits
   const std::filesystem::path base = std::filesystem::path(file).parent_path();
   for (auto& pic : chat.pictures) {
     if (pic.kind == omni::ipc::PictureSource::Kind::bytes) {
-      req.images.push_back(omni::sdk::Image::from_bytes(pic.bytes));
+      req.images.push_back(pic.video ? omni::sdk::Image::video_from_bytes(pic.bytes)
+                                     : omni::sdk::Image::from_bytes(pic.bytes));
       continue;
     }
     std::string path = pic.location;
@@ -56,7 +57,8 @@ void read_messages_file(const std::string& file, const omni::ipc::Limits& limits
                                             "' is not fetched (use a data: URL, a file:// URL or a path)");
     std::filesystem::path p(path);
     if (p.is_relative()) p = base / p;
-    req.images.push_back(omni::sdk::Image::from_file(p.string(), limits.max_image_bytes));
+    req.images.push_back(pic.video ? omni::sdk::Image::video_from_file(p.string(), limits.max_video_bytes)
+                                   : omni::sdk::Image::from_file(p.string(), limits.max_image_bytes));
   }
   req.messages = std::move(chat.turns);
 }
@@ -83,8 +85,21 @@ int main(int argc, char** argv) {
   std::string system, messages_file;
   std::optional<uint32_t> max_slice_nums;
   bool image_id_on = false, image_id_off = false;
+  std::vector<std::string> videos;
+  std::optional<double> video_fps;
+  std::optional<uint32_t> video_max_frames, video_max_packing, video_max_slice_nums;
   ask->add_option("--socket", socket, "daemon socket path (env OMNI_SOCKET)");
   ask->add_option("--image", images, "image file (repeatable)")->allow_extra_args(false);
+  ask->add_option("--video", videos, "video file (MP4, WebM, MKV, AVI; repeatable; after the images)")
+      ->allow_extra_args(false);
+  ask->add_option("--video-fps", video_fps, "frames sampled per second (default: the model's, 2.6: 1, 4.5: 3)")
+      ->check(CLI::Range(0.001, omni::ipc::kMaxVideoFps));
+  ask->add_option("--video-max-frames", video_max_frames, "frames at most (4.5: frame groups; default 64 / 180)")
+      ->check(CLI::Range(1u, omni::ipc::kMaxVideoFrames));
+  ask->add_option("--video-max-packing", video_max_packing, "4.5: frames per group at most (default 3)")
+      ->check(CLI::Range(1u, omni::ipc::kMaxVideoPacking));
+  ask->add_option("--video-max-slice-nums", video_max_slice_nums, "slices per frame (default 2.6: 2, 4.5: 1)")
+      ->check(CLI::Range(1u, omni::ipc::kMaxSliceNums));
   ask->add_option("--max-tokens", max_tokens, "maximum new tokens")->check(CLI::Range(1u, 1000000u));
   ask->add_flag("--greedy", greedy, "greedy decoding");
   ask->add_option("--temperature", temperature, "sampling temperature (default: the model's)");
@@ -105,6 +120,7 @@ int main(int argc, char** argv) {
   auto* question_opt = ask->add_option("question", question, "the question");
   question_opt->excludes(messages_opt);
   messages_opt->excludes("--image");
+  messages_opt->excludes("--video");
 
   auto* status = app.add_subcommand("status", "print daemon status");
   bool json = false;
@@ -152,6 +168,10 @@ int main(int argc, char** argv) {
     req.system = system;
     req.options.max_slice_nums = max_slice_nums;
     if (image_id_on || image_id_off) req.options.use_image_id = image_id_on;
+    req.options.video_fps = video_fps;
+    req.options.video_max_frames = video_max_frames;
+    req.options.video_max_packing = video_max_packing;
+    req.options.video_max_slice_nums = video_max_slice_nums;
     req.max_tokens = max_tokens;
     req.sampling.greedy = greedy;
     req.sampling.temperature = temperature;
@@ -165,8 +185,10 @@ int main(int argc, char** argv) {
     if (*messages_opt) {
       read_messages_file(messages_file, client.connect().limits, req);
     } else {
-      const uint64_t max_image_bytes = images.empty() ? 0 : client.connect().limits.max_image_bytes;
-      for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f, max_image_bytes));
+      omni::ipc::Limits limits;
+      if (!images.empty() || !videos.empty()) limits = client.connect().limits;
+      for (const auto& f : images) req.images.push_back(omni::sdk::Image::from_file(f, limits.max_image_bytes));
+      for (const auto& f : videos) req.images.push_back(omni::sdk::Image::video_from_file(f, limits.max_video_bytes));
     }
     const auto done = client.generate(req, [](const omni::ipc::Token& t) {
       std::fwrite(t.text.data(), 1, t.text.size(), stdout);

@@ -64,6 +64,28 @@ TEST_CASE("chat completion bodies become scheduler requests") {
     CHECK(*c.request.prompt.use_image_id == false);
     CHECK(*c.request.prompt.enable_thinking == true);
   }
+  SECTION("a video_url part becomes a video attachment with the video settings") {
+    json b;
+    b["messages"] = json::array({{{"role", "user"},
+                                  {"content", json::array({{{"type", "video_url"},
+                                                            {"video_url", {{"url", "data:video/mp4;base64,AAAAIGZ0eXA="}}}},
+                                                           {{"type", "text"}, {"text", "What happens?"}}})}}});
+    b["video_fps"] = 2;
+    b["video_max_frames"] = 16;
+    b["video_max_packing"] = 2;
+    b["video_max_slice_nums"] = 1;
+    const auto c = server::parse_chat_completion(b.dump(), ctx);
+    REQUIRE(c.request.images.size() == 1);
+    CHECK(c.request.images[0].video);
+    CHECK(c.request.images[0].size == 8);
+    CHECK(c.request.messages[0].parts[0].video);
+    CHECK(*c.request.prompt.video_fps == 2.0);
+    CHECK(*c.request.prompt.video_max_frames == 16u);
+    CHECK(*c.request.prompt.video_max_packing == 2u);
+    CHECK(*c.request.prompt.video_max_slice_nums == 1u);
+    b["video_max_packing"] = 7;
+    CHECK_THROWS_AS(server::parse_chat_completion(b.dump(), ctx), server::HttpFailure);
+  }
   SECTION("a small context caps the default") {
     auto small = ctx;
     small.limits.max_new_tokens = 48;

@@ -78,7 +78,7 @@ TEST_CASE("generate with messages round-trips and yields its turns") {
 TEST_CASE("bad conversations name the field") {
   Generate g = conversation();
   g.messages[2].parts[0] = TurnPart::of_image(1);   // picture 1 twice, picture 0 never
-  CHECK_THAT(error_of(g, 2), Contains("bad_message generate.messages[2].content[0]: picture 1 is used twice"));
+  CHECK_THAT(error_of(g, 2), Contains("bad_message generate.messages[2].content[0]: attachment 1 is used twice"));
   g = conversation();
   g.messages.push_back({Role::system, {TurnPart::of_text("late")}});
   CHECK_THAT(error_of(g, 2), Contains("a system turn may only come first"));
@@ -90,7 +90,7 @@ TEST_CASE("bad conversations name the field") {
   CHECK_THAT(error_of(g, 2), Contains("generate.max_slice_nums"));
   g = conversation();
   g.messages[0].parts[1] = TurnPart::of_image(7);
-  CHECK_THAT(error_of(g, 2), Contains("generate.messages[0].content[1]: picture 7 of 2"));
+  CHECK_THAT(error_of(g, 2), Contains("generate.messages[0].content[1]: attachment 7 of 2"));
 }
 
 TEST_CASE("OpenAI messages JSON: strings and parts, data URLs and locations") {
@@ -156,4 +156,83 @@ TEST_CASE("base64: the standard alphabet, canonical, padding optional") {
   CHECK_FALSE(decode_base64("aGVsbG-_", out));            // URL-safe alphabet
   CHECK_FALSE(decode_base64("aGVsbG9=", out));            // non-zero trailing bits
   CHECK_FALSE(decode_base64("aGVsbG8===", out));
+}
+
+TEST_CASE("videos on the wire: format video and video parts round-trip with their settings") {
+  Generate g;
+  g.id = 5;
+  g.images = {ImageRef{0, 10, ImageFormat::encoded, 0, 0}, ImageRef{1, 1000, ImageFormat::video, 0, 0}};
+  g.messages = {{Role::user, {TurnPart::of_image(0), TurnPart::of_video(1), TurnPart::of_text("What happens?")}}};
+  g.options.video_fps = 2.5;
+  g.options.video_max_frames = 32;
+  g.options.video_max_packing = 2;
+  g.options.video_max_slice_nums = 1;
+  const auto back = std::get<Generate>(decode_payload(encode_payload(g), 2, Limits{}));
+  REQUIRE(back.images.size() == 2);
+  CHECK(back.images[1].format == ImageFormat::video);
+  REQUIRE(back.messages[0].parts.size() == 3);
+  CHECK_FALSE(back.messages[0].parts[0].video);
+  CHECK(back.messages[0].parts[1].video);
+  CHECK(back.messages[0].parts[1].image == 1);
+  CHECK(back.options.video_fps == 2.5);
+  CHECK(back.options.video_max_frames == 32u);
+  CHECK(back.options.video_max_packing == 2u);
+  CHECK(back.options.video_max_slice_nums == 1u);
+  // The one-question form: a video attachment becomes a video part.
+  Generate q;
+  q.id = 6;
+  q.prompt = "What?";
+  q.images = {ImageRef{0, 1000, ImageFormat::video, 0, 0}};
+  const auto turns = generate_turns(std::get<Generate>(decode_payload(encode_payload(q), 1, Limits{})));
+  REQUIRE(turns[0].parts.size() == 2);
+  CHECK(turns[0].parts[0].video);
+}
+
+TEST_CASE("videos on the wire: a part of the wrong kind and settings out of range are refused by name") {
+  Generate g;
+  g.id = 5;
+  g.images = {ImageRef{0, 1000, ImageFormat::video, 0, 0}};
+  g.messages = {{Role::user, {TurnPart::of_image(0), TurnPart::of_text("?")}}};
+  CHECK_THAT(error_of(g, 1), Contains("generate.messages[0].content[0]: images[0] is a video: refer to it with {\"video\": 0}"));
+  g.messages[0].parts[0] = TurnPart::of_video(0);
+  CHECK(error_of(g, 1) == "accepted");
+  g.images[0].format = ImageFormat::encoded;
+  CHECK_THAT(error_of(g, 1), Contains("images[0] is a picture: refer to it with {\"image\": 0}"));
+  g.images[0].format = ImageFormat::video;
+  g.options.video_max_packing = 7;
+  CHECK_THAT(error_of(g, 1), Contains("bad_message generate.video_max_packing: 7 is outside 1..6"));
+  g.options.video_max_packing.reset();
+  g.options.video_fps = 0;
+  CHECK_THAT(error_of(g, 1), Contains("generate.video_fps"));
+  g.options.video_fps.reset();
+  g.options.video_max_frames = 0;
+  CHECK_THAT(error_of(g, 1), Contains("generate.video_max_frames: 0 is outside 1..1024"));
+  // Sizes: a video is bounded by max_video_bytes, not max_image_bytes.
+  g.options.video_max_frames.reset();
+  Limits lim;
+  g.images[0].size = lim.max_image_bytes + 1;
+  CHECK(error_of(g, 1) == "accepted");
+  g.images[0].size = lim.max_video_bytes + 1;
+  CHECK_THAT(error_of(g, 1), Contains("too_large generate.images[0].size: video exceeds max_video_bytes"));
+}
+
+TEST_CASE("OpenAI messages JSON: video_url parts read as videos with their own limit") {
+  const auto chat = read_chat_messages(nlohmann::json::parse(R"([
+    {"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAAIGZ0eXA="}},
+                                 {"type": "video_url", "video_url": "file:///srv/clips/a.webm"},
+                                 {"type": "text", "text": "What happens?"}]}])"),
+                                       Limits{});
+  REQUIRE(chat.pictures.size() == 2);
+  CHECK(chat.pictures[0].video);
+  CHECK(chat.pictures[0].bytes.size() == 8);
+  CHECK(chat.pictures[1].video);
+  CHECK(chat.turns[0].parts[0].video);
+  CHECK(chat.pictures[1].where == "messages[0].content[1].video_url");
+  CHECK_THAT(chat_error(R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}])"),
+             Contains("bad_image messages[0].content[0].video_url.url: media type 'image/png' is not a video"));
+  Limits small;
+  small.max_video_bytes = 4;
+  small.max_image_bytes = 1 << 20;
+  CHECK_THAT(chat_error(R"([{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "data:video/mp4;base64,AAAAIGZ0eXA="}}]}])", small),
+             Contains("too_large messages[0].content[0].video_url.url: a video of"));
 }

@@ -1,5 +1,5 @@
-// The vision tower on several devices (model/vision_encoder.h): pictures and video-like
-// frames encoded over cpu:0 and cpu:1 give the same rows, bit for bit, as on cpu:0 alone
+// The vision tower on several devices (model/vision_encoder.h): pictures, video-like
+// frames and MiniCPM-V 4.5 frame groups encoded over cpu:0 and cpu:1 give the same rows, bit for bit, as on cpu:0 alone
 // at the same CPU thread count (and to rounding at omnid's default counts for one device
 // and two, which differ); the copies really share the work; an error in one copy reaches the
 // caller; and a frame group's pieces form resampler calls of one piece per frame.
@@ -24,8 +24,9 @@ using DevicePtr = std::shared_ptr<kernels::Device>;
 DevicePtr dev(const std::string& id) { return kernels::make_device(kernels::DeviceId::parse(id)); }
 
 // The whole tiny model on `main`; a vision copy on each of `copies`.
-std::unique_ptr<ChatModel> load_tiny(const DevicePtr& main, const std::vector<DevicePtr>& copies = {}) {
-  return ChatModel::load(test::data("minicpmv26-tiny"), [main, copies](const LlmConfig& c) {
+std::unique_ptr<ChatModel> load_tiny(const DevicePtr& main, const std::vector<DevicePtr>& copies = {},
+                                     const std::string& name = "minicpmv26-tiny") {
+  return ChatModel::load(test::data(name), [main, copies](const LlmConfig& c) {
     DecoderPlacement p = DecoderPlacement::single(main, c.n_layers);
     p.vision_copies = copies;
     return p;
@@ -43,6 +44,20 @@ PreparedImage frame(int i, int w = 56, int h = 42) {
   PreparedImage p;
   p.cache_key = "test frame " + std::to_string(i) + " " + std::to_string(w) + "x" + std::to_string(h);
   p.sliced.pieces.push_back(std::move(img));
+  return p;
+}
+
+// A MiniCPM-V 4.5 frame group of `n` frames, two pieces a frame (56x42 and 42x42), slice-major
+// as PreparedImage holds them: the first piece of every frame, then the second.
+PreparedImage frame_group(int g, int n) {
+  PreparedImage p;
+  p.cache_key = "test group " + std::to_string(g);
+  for (int piece = 0; piece < 2; ++piece)
+    for (int f = 0; f < n; ++f) {
+      PreparedImage one = frame(g * 100 + f * 10 + piece, piece ? 42 : 56, 42);
+      p.sliced.pieces.push_back(std::move(one.sliced.pieces.front()));
+    }
+  for (int f = 0; f < n; ++f) p.temporal_ids.push_back(int32_t(g * 40 + f * 5));
   return p;
 }
 
@@ -100,6 +115,18 @@ TEST_CASE("vision on cpu:0 and cpu:1 gives one device's rows bit for bit for 32 
   auto two = load_tiny(dev("cpu:0"), {dev("cpu:1")});
   const ChatPrompt p = frames_prompt(32);
   check_bitwise(two->encode_images(p), one->encode_images(p));
+}
+
+TEST_CASE("MiniCPM-V 4.5 frame groups on cpu:0 and cpu:1 give one device's rows bit for bit", "[vision][devices]") {
+  auto one = load_tiny(dev("cpu:0"), {}, "minicpmv45-tiny");
+  auto two = load_tiny(dev("cpu:0"), {dev("cpu:1")}, "minicpmv45-tiny");
+  ChatPrompt p;
+  for (int g = 0; g < 5; ++g) p.images.push_back(frame_group(g, 3));
+  const auto want = one->encode_images(p);
+  REQUIRE(want.size() == 5);
+  CHECK(want[0]->pieces == 2);   // one resampler call per slice position
+  CHECK(want[0]->data.size() == size_t(2 * one->query_num() * one->config().hidden));
+  check_bitwise(two->encode_images(p), want);
 }
 
 TEST_CASE("vision rows are the same bit for bit on one two or three cpu devices at each thread count", "[vision][devices]") {

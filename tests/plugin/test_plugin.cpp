@@ -290,3 +290,58 @@ TEST_CASE("plugin chat: a conversation with pictures and settings - one FINAL on
   }
   api->client_destroy(c);
 }
+
+TEST_CASE("plugin chat: a video attachment and the video settings reach the daemon as a video part") {
+  const omni_plugin_api* api = load();
+  omni_test::TempDir dir;
+  const std::string path = dir.path + "/omnid.sock";
+  omni_test::FakeServer server(path);
+  omni_plugin_client* c = nullptr;
+  REQUIRE(api->client_create(path.c_str(), "plugin-test", &c) == OMNI_PLUGIN_OK);
+  std::vector<uint8_t> clip(128, 0x1a);
+  omni_plugin_image im;
+  api->image_init(&im);
+  im.format = OMNI_PLUGIN_IMAGE_VIDEO;
+  im.data = clip.data();
+  im.size = clip.size();
+  omni_plugin_request r;
+  api->request_init(&r);
+  r.images = &im;
+  r.n_images = 1;
+  const omni_plugin_message_part parts[] = {{nullptr, 0}, {"What happens?", 0}};
+  const omni_plugin_message msgs[] = {{OMNI_PLUGIN_ROLE_USER, parts, 2}};
+  omni_plugin_chat chat;
+  api->chat_init(&chat);
+  chat.messages = msgs;
+  chat.n_messages = 1;
+  chat.video_max_frames = 16;
+  chat.video_max_packing = 2;
+  chat.video_max_slice_nums = 1;
+  chat.video_fps_milli = 500;
+  Events e;
+  REQUIRE(api->chat(c, &r, &chat, on_event, &e) == OMNI_PLUGIN_OK);
+  CHECK(e.finals == 1);
+  {
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 1);
+    const auto& g = server.requests[0];
+    REQUIRE(g.images.size() == 1);
+    CHECK(g.images[0].format == omni::ipc::ImageFormat::video);
+    CHECK(g.messages[0].parts[0].video);
+    CHECK(g.options.video_max_frames == 16u);
+    CHECK(g.options.video_max_packing == 2u);
+    CHECK(g.options.video_max_slice_nums == 1u);
+    CHECK(g.options.video_fps == 0.5);
+  }
+  // An older host's chat struct (without the video fields) keeps the model's video settings.
+  chat.struct_size = offsetof(omni_plugin_chat, video_max_frames);
+  Events e2;
+  REQUIRE(api->chat(c, &r, &chat, on_event, &e2) == OMNI_PLUGIN_OK);
+  {
+    std::lock_guard lk(server.mu);
+    REQUIRE(server.requests.size() == 2);
+    CHECK(!server.requests[1].options.video_max_frames);
+    CHECK(!server.requests[1].options.video_fps);
+  }
+  api->client_destroy(c);
+}

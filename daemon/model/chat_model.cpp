@@ -250,7 +250,8 @@ std::vector<std::shared_ptr<kernels::Device>> ChatModel::vision_devices() const 
 
 std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const ChatPrompt& prompt,
                                                                           kernels::TurnLock* turns,
-                                                                          const std::vector<bool>* skip) {
+                                                                          const std::vector<bool>* skip,
+                                                                          const image::DecodeInterrupt& interrupted) {
   std::vector<std::shared_ptr<const VisionEmbeds>> out(prompt.images.size());
   std::vector<std::pair<size_t, std::shared_ptr<VisionEmbeds>>> fresh;   // picture, its rows to be
   std::vector<VisionUnit> units;
@@ -278,7 +279,7 @@ std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const 
   if (units.empty()) return out;
   {
     std::lock_guard<std::mutex> lock(vision_mu_);
-    encoder_->run(units, turns);
+    encoder_->run(units, turns, interrupted);
   }
   for (auto& [i, e] : fresh) cache_->insert(prompt.images[i].cache_key, std::move(e));
   return out;

@@ -132,9 +132,11 @@ class ChatModel {
   // sharing the device get their turns between pieces (the daemon's scheduler); the other
   // vision devices' copies then take their own device's lock alike.
   // `skip[i]`: picture i is not needed (its rows are reused from the KV cache); its entry is null.
+  // `interrupted`: polled between resampler calls (image::DecodeInterrupted; nothing is cached).
   std::vector<std::shared_ptr<const VisionEmbeds>> encode_images(const ChatPrompt& prompt,
                                                                  kernels::TurnLock* turns = nullptr,
-                                                                 const std::vector<bool>* skip = nullptr);
+                                                                 const std::vector<bool>* skip = nullptr,
+                                                                 const image::DecodeInterrupt& interrupted = {});
   // Token embeddings of the prompt with the picture rows written over the <unk> runs
   // (a null entry leaves that picture's runs as they are).
   kernels::Tensor embed_prompt(const ChatPrompt& prompt,

@@ -95,10 +95,17 @@ void VisionEncoder::encode(const Copy& c, const VisionUnit& u, kernels::TurnLock
   std::copy(rows.begin(), rows.end(), u.out);
 }
 
-void VisionEncoder::run(const std::vector<VisionUnit>& units, kernels::TurnLock* turns) const {
+void VisionEncoder::run(const std::vector<VisionUnit>& units, kernels::TurnLock* turns,
+                        const image::DecodeInterrupt& interrupted) const {
+  auto check = [&] {
+    if (interrupted && interrupted()) throw image::DecodeInterrupted("encoding the pictures was interrupted");
+  };
   const size_t n = std::min(copies_.size(), units.size());
   if (n <= 1) {
-    for (const VisionUnit& u : units) encode(*copies_.front(), u, turns);
+    for (const VisionUnit& u : units) {
+      check();
+      encode(*copies_.front(), u, turns);
+    }
     return;
   }
   // A shared queue rather than fixed chunks: pieces differ in size (a picture's overview
@@ -109,7 +116,10 @@ void VisionEncoder::run(const std::vector<VisionUnit>& units, kernels::TurnLock*
   auto work = [&](size_t k) {
     kernels::TurnLock* lock = !turns ? nullptr : k == 0 ? turns : &copies_[k]->device->exec_mutex();
     try {
-      for (size_t i = 0; !failed.load() && (i = next.fetch_add(1)) < units.size();) encode(*copies_[k], units[i], lock);
+      for (size_t i = 0; !failed.load() && (i = next.fetch_add(1)) < units.size();) {
+        check();
+        encode(*copies_[k], units[i], lock);
+      }
     } catch (...) {
       errors[k] = std::current_exception();
       failed = true;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "image/decode.h"
 #include "image/image.h"
 #include "kernels/turn_lock.h"
 #include "model/vision_config.h"
@@ -65,8 +66,10 @@ class VisionEncoder {
   // tower or resampler call so that decode steps sharing the device get turns between
   // them; when set, the other copies take their own device's exec_mutex() the same way.
   // An exception stops the copies after their current unit and is rethrown here once all
-  // have stopped.
-  void run(const std::vector<VisionUnit>& units, kernels::TurnLock* turns = nullptr) const;
+  // have stopped. `interrupted` is polled before every unit (a long video's cancel, deadline
+  // or the daemon's shutdown): true stops the run with image::DecodeInterrupted.
+  void run(const std::vector<VisionUnit>& units, kernels::TurnLock* turns = nullptr,
+           const image::DecodeInterrupt& interrupted = {}) const;
 
  private:
   struct Copy;

@@ -314,7 +314,7 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
     // The vision device is taken one picture piece at a time, so decode steps on it
     // get their turns in between.
     std::vector<std::shared_ptr<const VisionEmbeds>> vision =
-        model_.encode_images(prompt, &vision_dev.exec_mutex(), &skip);
+        model_.encode_images(prompt, &vision_dev.exec_mutex(), &skip, decode_interrupt(a->ticket, a->req.deadline));
     {
       std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
       a->prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
@@ -349,7 +349,7 @@ void Scheduler::resume(Active& a) {
   ChatPrompt prompt =
       model_.prepare_prompt(model_.prepare_images(a.req.images, a.req.prompt, decode_interrupt(a.ticket, a.req.deadline)),
                             a.req.messages, a.req.prompt);
-  auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex());
+  auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex(), nullptr, decode_interrupt(a.ticket, a.req.deadline));
   std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
   a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);
   a.stale_rows = 0;

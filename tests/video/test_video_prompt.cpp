@@ -149,3 +149,39 @@ TEST_CASE("a bad video is refused with its name and the reason") {
   CHECK_THROWS_WITH(model->prepare({video_input({1, 2, 3, 4, 5, 6, 7, 8}, "request 3 video 0")}, "?"),
                     Contains("request 3 video 0"));
 }
+
+TEST_CASE("encoding a video's frames stops between resampler calls when interrupted, caching nothing") {
+  auto model = ChatModel::load(test::data("minicpmv26-tiny"), one_cpu());
+  video::test::ClipSpec spec;
+  spec.frames = 40;
+  spec.fps_num = 4;   // 10 s at 4 fps: 10 frames
+  const ChatPrompt v = model->prepare({video_input(video::test::write_clip(spec))}, "?");
+  REQUIRE(v.images.size() == 10);
+  int polls = 0;
+  CHECK_THROWS_AS(model->encode_images(v, nullptr, nullptr, [&] { return ++polls > 3; }), image::DecodeInterrupted);
+  CHECK(polls == 4);   // three units ran, the fourth was not started
+  const size_t misses = model->vision_cache().misses();
+  (void)model->encode_images(v);
+  CHECK(model->vision_cache().misses() == misses + 10);   // nothing of the stopped run was kept
+}
+
+TEST_CASE("a video's frames encoded on two cpu devices equal one device's bit for bit") {
+  // The same thread count per device on both sides (docs/parallelism.md "Vision copies").
+  auto one = ChatModel::load(test::data("minicpmv26-tiny"), one_cpu());
+  auto two = ChatModel::load(test::data("minicpmv26-tiny"), [](const LlmConfig& c) {
+    DecoderPlacement p = DecoderPlacement::single(kernels::make_device({}), c.n_layers);
+    p.vision_copies.push_back(kernels::make_device(kernels::DeviceId::parse("cpu:1")));
+    return p;
+  });
+  REQUIRE(two->vision_devices().size() == 2);
+  video::test::ClipSpec spec;
+  spec.width = 160;
+  spec.height = 96;
+  spec.frames = 24;
+  spec.fps_num = 2;   // 12 s at 2 fps: 12 frames of 3 pieces
+  const auto clip = video::test::write_clip(spec);
+  const ChatPrompt a = one->prepare({video_input(clip)}, "?");
+  const ChatPrompt b = two->prepare({video_input(clip)}, "?");
+  REQUIRE(a.ids == b.ids);
+  CHECK(all_rows(one->encode_images(a)) == all_rows(two->encode_images(b)));
+}

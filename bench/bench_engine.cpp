@@ -19,6 +19,7 @@
 #include "kernels/cpu/cpu_threads.h"
 #include "kernels/cpu/openmp_wait_policy.h"
 #include "kernels/device.h"
+#include "random_safetensors.h"
 #include <condition_variable>
 #include <mutex>
 
@@ -56,28 +57,7 @@ void write_checkpoint(const std::filesystem::path& dir, int H, int L, int F, int
     ts.push_back({p + "mlp.up_proj.weight", {F, H}});
     ts.push_back({p + "mlp.down_proj.weight", {H, F}});
   }
-  nlohmann::json header;
-  uint64_t off = 0;
-  for (auto& [n, s] : ts) {
-    uint64_t cnt = 1;
-    for (auto d : s) cnt *= uint64_t(d);
-    header[n] = {{"dtype", "BF16"}, {"shape", s}, {"data_offsets", {off, off + cnt * 2}}};
-    off += cnt * 2;
-  }
-  std::string hs = header.dump();
-  std::ofstream f(dir / "model.safetensors", std::ios::binary);
-  uint64_t hl = hs.size();
-  f.write(reinterpret_cast<const char*>(&hl), 8);
-  f << hs;
-  std::mt19937 rng(1);
-  std::normal_distribution<float> nd(0.0f, 0.02f);
-  std::vector<uint16_t> buf(1 << 20);
-  for (uint64_t done = 0; done < off / 2;) {
-    size_t n = size_t(std::min<uint64_t>(buf.size(), off / 2 - done));
-    for (size_t i = 0; i < n; ++i) buf[i] = kernels::f32_to_bf16(nd(rng) + 1.0f * (i % 997 == 0));
-    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(n * 2));
-    done += n;
-  }
+  omni::bench::write_random_bf16_safetensors(dir / "model.safetensors", ts);
 }
 
 double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }

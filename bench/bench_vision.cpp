@@ -23,6 +23,7 @@
 #include "kernels/cpu/cpu_threads.h"
 #include "kernels/cpu/openmp_wait_policy.h"
 #include "kernels/device.h"
+#include "random_safetensors.h"
 #include "model/vision_encoder.h"
 
 using namespace omni;
@@ -66,28 +67,7 @@ void write_checkpoint(const std::filesystem::path& dir, int H, int L) {
            {"ln_q.weight", {D}}, {"ln_q.bias", {D}}, {"ln_kv.weight", {D}}, {"ln_kv.bias", {D}},
            {"ln_post.weight", {D}}, {"ln_post.bias", {D}}, {"proj", {D, D}}})
     ts.push_back({r + t.first, t.second});
-  nlohmann::json header;
-  uint64_t off = 0;
-  for (auto& [n, s] : ts) {
-    uint64_t cnt = 1;
-    for (auto d : s) cnt *= uint64_t(d);
-    header[n] = {{"dtype", "BF16"}, {"shape", s}, {"data_offsets", {off, off + cnt * 2}}};
-    off += cnt * 2;
-  }
-  const std::string hs = header.dump();
-  std::ofstream f(dir / "model.safetensors", std::ios::binary);
-  const uint64_t hl = hs.size();
-  f.write(reinterpret_cast<const char*>(&hl), 8);
-  f << hs;
-  std::mt19937 rng(1);
-  std::normal_distribution<float> nd(0.0f, 0.02f);
-  std::vector<uint16_t> buf(1 << 20);
-  for (uint64_t done = 0; done < off / 2;) {
-    const size_t n = size_t(std::min<uint64_t>(buf.size(), off / 2 - done));
-    for (size_t i = 0; i < n; ++i) buf[i] = kernels::f32_to_bf16(nd(rng) + 1.0f * (i % 997 == 0));
-    f.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(n * 2));
-    done += n;
-  }
+  omni::bench::write_random_bf16_safetensors(dir / "model.safetensors", ts);
 }
 
 std::vector<image::Image> frames(int n, int side) {

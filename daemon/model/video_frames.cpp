@@ -53,46 +53,33 @@ PreparedMedia prepare_video(const ImageInput& in, const VideoSettings& settings,
   if (sample.indices.empty())
     throw video::VideoError(in.name + ": no frame is sampled from " + std::to_string(sampling.info.frame_count) +
                             " frames at " + std::to_string(sampling.info.fps) + " fps");
-  // Frames arrive in stream order; a sample may name one frame twice (a clip shorter than
-  // the frames asked for), so they are decoded once and taken by position.
-  std::vector<int64_t> unique;
-  for (int64_t i : sample.indices)
-    if (unique.empty() || unique.back() != i) unique.push_back(i);
+  // One decoded frame per sampled index, in order (a sample may name a frame twice, a clip
+  // shorter than the frames asked for: decode_frames then gives it again, converted once).
   std::vector<image::SlicedImage> sliced;
   std::vector<Sha256> digests;
-  sliced.reserve(unique.size());
+  sliced.reserve(sample.indices.size());
   video::decode_frames(
-      in.data, in.size, unique, limits, in.name,
+      in.data, in.size, sample.indices, limits, in.name,
       [&](video::Frame&& f) {   // sliced at once: only the pieces are kept, never every full frame
         digests.push_back(frame_digest(f.rgb));
         sliced.push_back(image::slice_image(f.rgb, slice));
       },
       interrupted);
-  if (sliced.size() != unique.size())
-    throw video::VideoError(in.name + ": " + std::to_string(sliced.size()) + " of the " +
-                            std::to_string(unique.size()) + " sampled frames were decoded");
 
   PreparedMedia out;
   const size_t n = sample.indices.size();
   const size_t group = settings.grouped ? size_t(std::max(1, sample.packing)) : 1;
-  size_t u = 0;   // position in `unique`
-  std::vector<size_t> frame_of(n);
-  for (size_t k = 0; k < n; ++k) {
-    while (unique[u] != sample.indices[k]) ++u;
-    frame_of[k] = u;
-  }
   for (size_t first = 0; first < n; first += group) {
     const size_t last = std::min(n, first + group);
     PreparedImage unit;
-    const image::SlicedImage& lead = sliced[frame_of[first]];
-    unit.sliced.grid = lead.grid;
+    const size_t pieces = sliced[first].pieces.size();
+    unit.sliced.grid = sliced[first].grid;
     Sha256Stream key;
     for (size_t k = first; k < last; ++k) {
-      const image::SlicedImage& f = sliced[frame_of[k]];
-      if (f.pieces.size() != lead.pieces.size())
+      if (sliced[k].pieces.size() != pieces)
         throw video::VideoError(in.name + ": frame " + std::to_string(sample.indices[k]) +
                                 " is sliced unlike the first of its group (the frame size changed)");
-      key.update(digests[frame_of[k]].data(), digests[frame_of[k]].size());
+      key.update(digests[k].data(), digests[k].size());
       if (settings.grouped) {
         unit.temporal_ids.push_back(sample.temporal_ids[k]);
         const int32_t id = sample.temporal_ids[k];
@@ -100,8 +87,8 @@ PreparedMedia prepare_video(const ImageInput& in, const VideoSettings& settings,
       }
     }
     // Slice-major: piece g of every frame of the group, then g + 1 (PreparedImage).
-    for (size_t g = 0; g < lead.pieces.size(); ++g)
-      for (size_t k = first; k < last; ++k) unit.sliced.pieces.push_back(sliced[frame_of[k]].pieces[g]);
+    for (size_t g = 0; g < pieces; ++g)
+      for (size_t k = first; k < last; ++k) unit.sliced.pieces.push_back(std::move(sliced[k].pieces[g]));
     unit.cache_key = "video/" + to_hex(key.finish()) + "/" + slice_key(slice) + (settings.grouped ? "/g" : "");
     out.units.push_back(std::move(unit));
   }

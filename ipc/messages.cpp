@@ -523,14 +523,12 @@ Generate decode_generate(const Fields& f, std::size_t nfds, const Limits& lim, u
       r.size = im.u64("size");
       if (r.size == 0) bad(im.name("size"), "must be non-zero");
       const std::string fmt = im.str("format", 16);
-      if (fmt == "video") {
+      const bool video = fmt == "video";
+      if (r.size > (video ? lim.max_video_bytes : lim.max_image_bytes))
+        throw IpcError(ErrorCode::too_large, im.name("size") + (video ? ": video exceeds max_video_bytes"
+                                                                      : ": image exceeds max_image_bytes"));
+      if (video) {
         r.format = ImageFormat::video;
-        if (r.size > lim.max_video_bytes)
-          throw IpcError(ErrorCode::too_large, im.name("size") + ": video exceeds max_video_bytes");
-      } else if (r.size > lim.max_image_bytes) {
-        throw IpcError(ErrorCode::too_large, im.name("size") + ": image exceeds max_image_bytes");
-      }
-      if (fmt == "video") {
       } else if (fmt == "encoded") {
         r.format = ImageFormat::encoded;
       } else if (fmt == "rgb") {

@@ -37,7 +37,7 @@ DType parse_dtype(const std::string& s, const std::string& file, const std::stri
 
 }  // namespace
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_unique<MappedFile>(path)) {
+SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_shared<const MappedFile>(path)) {
   const uint8_t* d = map_->data();
   const size_t size = map_->size();
   if (size < 8) throw Error(path + ": truncated safetensors file (" + std::to_string(size) + " bytes)");
@@ -84,6 +84,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_uniqu
                     " bytes but its shape " + t.shape_str() + " and dtype need " + std::to_string(expect));
       t.data = base + begin;
       t.bytes = end - begin;
+      t.owner = map_;
       ranges.emplace_back(begin, end);
       tensors_.emplace(name, std::move(t));
     } catch (const nlohmann::json::exception& ex) {

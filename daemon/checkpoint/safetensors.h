@@ -20,6 +20,9 @@ struct TensorView {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr; // inside the memory map
   size_t bytes = 0;
+  // Keeps `data` valid: a tensor kept in the checkpoint's own dtype on a cpu device is read
+  // straight from the map (model/weight_loader.cpp), so the map lives as long as it does.
+  std::shared_ptr<const void> owner;
 
   int64_t numel() const;
   std::string shape_str() const;  // "[64, 128]"
@@ -35,7 +38,7 @@ class SafetensorsFile {
   std::vector<std::string> names() const;
 
  private:
-  std::unique_ptr<MappedFile> map_;
+  std::shared_ptr<const MappedFile> map_;
   std::map<std::string, TensorView> tensors_;
 };
 

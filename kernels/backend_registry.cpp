@@ -101,7 +101,8 @@ int device_count(DeviceId::Kind kind) {
   return b ? b->device_count() : 0;
 }
 
-std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap) {
+std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap, CpuWeights cpu_weights) {
+  if (id.kind == DeviceId::Kind::CPU) return make_cpu_device(id.index, memory_cap, cpu_weights);
   const Backend* b = backend_for(id.kind);
   if (!b) throw std::runtime_error("device " + id.str() + " requested, but the CUDA backend is not available: " +
                                    cuda_state().detail);

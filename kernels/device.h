@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_weights.h"
 #include "dtype.h"
 #include "turn_lock.h"
 
@@ -42,8 +43,17 @@ class Device {
   // Host <-> device transfers of raw bytes.
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
-  // The dtype weights and activations are kept in on this device.
+  // The dtype activations (and the weights other than matrices) are kept in on this device.
   virtual DType compute_dtype() const = 0;
+  // The dtype a weight matrix (a linear layer's weight, an embedding table) that the
+  // checkpoint holds in `released` is kept in here: the compute dtype unless the device
+  // says otherwise (cpu devices: --cpu-weights, kernels/cpu_weights.h).
+  virtual DType weight_dtype(DType released) const { (void)released; return compute_dtype(); }
+  // Host memory used in place (a weight read straight from the checkpoint's memory map):
+  // charges `bytes` to this device's budget and returns true, or returns false when the
+  // device needs a copy of its own (a GPU) or the budget is spent.
+  virtual bool adopt_host(size_t bytes) { (void)bytes; return false; }
+  virtual void unadopt_host(size_t bytes) { (void)bytes; }
   virtual Ops& ops() = 0;
   // Waits for queued work (no-op on CPU).
   virtual void synchronize() {}
@@ -58,8 +68,8 @@ class Device {
 };
 
 // Creates the device named by `id` through its backend (kernels/backend_registry.cpp).
-// memory_cap 0 means "what the device has".
-std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap = 0);
+// memory_cap 0 means "what the device has"; cpu_weights applies to cpu devices only.
+std::shared_ptr<Device> make_device(const DeviceId& id, size_t memory_cap = 0, CpuWeights cpu_weights = CpuWeights::F32);
 
 // Host memory available to cpu devices.
 size_t host_available_memory();

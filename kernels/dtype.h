@@ -7,7 +7,14 @@
 
 namespace omni::kernels {
 
-enum class DType : uint8_t { F32, F16, BF16, I32 };
+// Q8_0 is a block type, for weight matrices on cpu devices (--cpu-weights int8): each row
+// of K weights is cut into blocks of kQ8Block, each stored as its f16 scale d followed by
+// its int8 values q (weight = q·d), llama.cpp's Q8_0 layout; a row's last block holds the
+// K % kQ8Block rest when K is not a multiple. Rows are whole numbers of bytes, so row views
+// work; elements are not addressable, so dtype_size() is 0 and sizes come from row_bytes().
+enum class DType : uint8_t { F32, F16, BF16, I32, Q8_0 };
+
+inline constexpr int64_t kQ8Block = 32;
 
 constexpr size_t dtype_size(DType t) {
   switch (t) {
@@ -15,8 +22,16 @@ constexpr size_t dtype_size(DType t) {
     case DType::I32: return 4;
     case DType::F16: return 2;
     case DType::BF16: return 2;
+    case DType::Q8_0: return 0;
   }
   return 0;
+}
+
+// Bytes of one row of `cols` elements.
+constexpr size_t row_bytes(DType t, int64_t cols) {
+  if (t != DType::Q8_0) return size_t(cols) * dtype_size(t);
+  const int64_t full = cols / kQ8Block, rest = cols % kQ8Block;
+  return size_t(full) * (2 + kQ8Block) + (rest ? size_t(2 + rest) : 0);
 }
 
 constexpr std::string_view dtype_name(DType t) {
@@ -25,6 +40,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::I32: return "I32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    case DType::Q8_0: return "Q8_0";
   }
   return "?";
 }
@@ -93,7 +109,12 @@ inline uint16_t f32_to_f16(float f) {
   return uint16_t(sign | h);
 }
 
-// Converts n elements of `src` (dtype `from`) into float32.
+// Converts n elements of `src` (dtype `from`, not Q8_0) into float32.
 void convert_to_f32(const void* src, DType from, float* dst, size_t n);
+// Converts `rows` rows of `cols` elements, stored back to back, from or into float32
+// (every dtype; to Q8_0 as llama.cpp's quantize_row_q8_0_ref: d = max|x|/127 per block,
+// q = round half away from zero of x/d, d kept as f16).
+void convert_rows_to_f32(const void* src, DType from, int64_t rows, int64_t cols, float* dst);
+void convert_rows_from_f32(const float* src, DType to, int64_t rows, int64_t cols, void* dst);
 
 }  // namespace omni::kernels

@@ -1,5 +1,7 @@
 #include "kernels/tensor.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include "kernels/backend.h"
@@ -11,7 +13,13 @@ Storage::Storage(std::shared_ptr<Device> dev, size_t bytes) : dev_(std::move(dev
   ptr_ = dev_->alloc(bytes ? bytes : 1);
 }
 
-Storage::~Storage() { dev_->release(ptr_, bytes_ ? bytes_ : 1); }
+Storage::Storage(std::shared_ptr<Device> dev, const void* host, size_t bytes, std::shared_ptr<const void> keep)
+    : dev_(std::move(dev)), ptr_(const_cast<void*>(host)), bytes_(bytes), keep_(std::move(keep)) {}
+
+Storage::~Storage() {
+  if (keep_) dev_->unadopt_host(bytes_);
+  else dev_->release(ptr_, bytes_ ? bytes_ : 1);
+}
 
 int64_t Tensor::numel() const {
   int64_t n = 1;
@@ -31,21 +39,26 @@ Tensor Tensor::empty(const std::shared_ptr<Device>& dev, DType dtype, std::vecto
 
 Tensor Tensor::from_host(const std::shared_ptr<Device>& dev, DType dtype, std::vector<int64_t> shape,
                          const float* host) {
+  if (dtype == DType::I32) throw std::invalid_argument("from_host: I32 tensors come from from_host_i32");
   Tensor t = empty(dev, dtype, std::move(shape));
-  size_t n = static_cast<size_t>(t.numel());
   if (dtype == DType::F32) {
-    dev->upload(t.raw(), host, n * 4);
-  } else if (dtype == DType::BF16 || dtype == DType::F16) {
-    std::vector<uint16_t> tmp(n);
-    if (dtype == DType::BF16) {
-      for (size_t i = 0; i < n; ++i) tmp[i] = f32_to_bf16(host[i]);
-    } else {
-      throw std::invalid_argument("F16 device tensors are not supported");
-    }
-    dev->upload(t.raw(), tmp.data(), n * 2);
+    dev->upload(t.raw(), host, t.nbytes());
   } else {
-    throw std::invalid_argument("from_host: unsupported dtype");
+    std::vector<uint8_t> tmp(t.nbytes());
+    convert_rows_from_f32(host, dtype, t.rows(), t.cols(), tmp.data());
+    dev->upload(t.raw(), tmp.data(), tmp.size());
   }
+  return t;
+}
+
+Tensor Tensor::adopt_host(const std::shared_ptr<Device>& dev, DType dtype, std::vector<int64_t> shape,
+                          const void* host, std::shared_ptr<const void> keep) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  const size_t align = std::max<size_t>(1, dtype_size(dtype));
+  if (reinterpret_cast<uintptr_t>(host) % align != 0 || !dev->adopt_host(t.nbytes())) return {};
+  t.storage_ = std::make_shared<Storage>(dev, host, t.nbytes(), keep ? std::move(keep) : std::make_shared<int>(0));
   return t;
 }
 
@@ -62,7 +75,7 @@ Tensor Tensor::rows_view(int64_t first, int64_t count) const {
                             ") out of " + describe());
   Tensor t = *this;
   if (t.shape_.empty()) t.shape_ = {1};
-  t.offset_ += static_cast<size_t>(first * cols()) * dtype_size(dtype_);
+  t.offset_ += size_t(first) * row_bytes(dtype_, cols());
   t.shape_[0] = count;
   return t;
 }
@@ -73,6 +86,8 @@ Tensor Tensor::reshape(std::vector<int64_t> shape) const {
   if (n != numel()) throw std::invalid_argument("reshape of " + describe() + ": element count differs");
   Tensor t = *this;
   t.shape_ = std::move(shape);
+  if (dtype_ == DType::Q8_0 && t.cols() != cols())
+    throw std::invalid_argument("reshape of " + describe() + ": a Q8_0 tensor keeps its row width");
   return t;
 }
 
@@ -81,7 +96,7 @@ std::vector<float> Tensor::to_host() const {
   std::vector<uint8_t> raw_bytes(nbytes());
   device().download(raw_bytes.data(), raw(), raw_bytes.size());
   std::vector<float> out(n);
-  convert_to_f32(raw_bytes.data(), dtype_, out.data(), n);
+  convert_rows_to_f32(raw_bytes.data(), dtype_, rows(), cols(), out.data());
   return out;
 }
 

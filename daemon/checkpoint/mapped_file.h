@@ -24,4 +24,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Lets the kernel take back the pages of [p, p + n) that lie wholly inside (a tensor copied
+// out of a map no longer needs its file pages counted in this process's memory); a later
+// read faults them in again from the file, so this is always safe.
+void drop_mapped_pages(const void* p, size_t n);
+
 }  // namespace omni

@@ -80,7 +80,7 @@ Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefi
   const std::string head_name = cfg_.tie_embeddings ? m + "embed_tokens.weight" : prefix + "lm_head.weight";
   plan_weights(w, cfg_, prefix);
 
-  embed_tokens_ = w.load(m + "embed_tokens.weight", {V, H}, place_.embed_device);
+  embed_tokens_ = w.load_matrix(m + "embed_tokens.weight", {V, H}, place_.embed_device);
   const std::vector<float> f = cfg_.rope_inv_freq();
   for (int l = 0; l < cfg_.n_layers; ++l) {
     const std::string p = m + "layers." + std::to_string(l) + ".";
@@ -93,7 +93,7 @@ Decoder::Decoder(WeightLoader& w, const LlmConfig& cfg, const std::string& prefi
   make_stages();
   final_norm_ = w.load(m + "norm.weight", {H}, place_.head_device);
   if (cfg_.tie_embeddings && place_.head_device == place_.embed_device) lm_head_ = embed_tokens_;
-  else lm_head_ = w.load(head_name, {V, H}, place_.head_device);
+  else lm_head_ = w.load_matrix(head_name, {V, H}, place_.head_device);
 }
 
 void Decoder::make_stages() {
@@ -130,9 +130,9 @@ void Decoder::load_layer(WeightLoader& w, const std::string& p, int r, const std
   const int64_t q0 = r * Q / n, qn = Q / n, k0 = r * KV / n, kn = KV / n, f0 = r * F / n, fn = F / n;
   Layer L;
   L.attn_norm = w.load(p + "input_layernorm.weight", {H}, dev);
-  L.wq = w.load_rows(p + "self_attn.q_proj.weight", {Q, H}, q0, qn, dev);
-  L.wk = w.load_rows(p + "self_attn.k_proj.weight", {KV, H}, k0, kn, dev);
-  L.wv = w.load_rows(p + "self_attn.v_proj.weight", {KV, H}, k0, kn, dev);
+  L.wq = w.load_matrix_rows(p + "self_attn.q_proj.weight", {Q, H}, q0, qn, dev);
+  L.wk = w.load_matrix_rows(p + "self_attn.k_proj.weight", {KV, H}, k0, kn, dev);
+  L.wv = w.load_matrix_rows(p + "self_attn.v_proj.weight", {KV, H}, k0, kn, dev);
   if (cfg_.qkv_bias) {
     L.bq = w.load_rows(p + "self_attn.q_proj.bias", {Q}, q0, qn, dev);
     L.bk = w.load_rows(p + "self_attn.k_proj.bias", {KV}, k0, kn, dev);
@@ -142,11 +142,11 @@ void Decoder::load_layer(WeightLoader& w, const std::string& p, int r, const std
     L.q_norm = w.load(p + "self_attn.q_norm.weight", {cfg_.head_dim}, dev);
     L.k_norm = w.load(p + "self_attn.k_norm.weight", {cfg_.head_dim}, dev);
   }
-  L.wo = w.load_cols(p + "self_attn.o_proj.weight", {H, Q}, q0, qn, dev);
+  L.wo = w.load_matrix_cols(p + "self_attn.o_proj.weight", {H, Q}, q0, qn, dev);
   L.mlp_norm = w.load(p + "post_attention_layernorm.weight", {H}, dev);
-  L.w_gate = w.load_rows(p + "mlp.gate_proj.weight", {F, H}, f0, fn, dev);
-  L.w_up = w.load_rows(p + "mlp.up_proj.weight", {F, H}, f0, fn, dev);
-  L.w_down = w.load_cols(p + "mlp.down_proj.weight", {H, F}, f0, fn, dev);
+  L.w_gate = w.load_matrix_rows(p + "mlp.gate_proj.weight", {F, H}, f0, fn, dev);
+  L.w_up = w.load_matrix_rows(p + "mlp.up_proj.weight", {F, H}, f0, fn, dev);
+  L.w_down = w.load_matrix_cols(p + "mlp.down_proj.weight", {H, F}, f0, fn, dev);
   layers_.push_back(std::move(L));
 }
 

@@ -84,15 +84,15 @@ Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries
   plan_weights(w, prefix);
 
   Tensor query = w.load(prefix + "query", {Q, D}, dev_);
-  kv_proj_ = w.load(prefix + "kv_proj.weight", {D, KV}, dev_);
+  kv_proj_ = w.load_matrix(prefix + "kv_proj.weight", {D, KV}, dev_);
   // in_proj rows: [0, D) = W_q, [D, 2D) = W_k, [2D, 3D) = W_v; the bias likewise.
-  Tensor in_w = w.load(prefix + "attn.in_proj_weight", {3 * D, D}, dev_);
+  Tensor in_w = w.load_matrix(prefix + "attn.in_proj_weight", {3 * D, D}, dev_);
   Tensor in_b = w.load(prefix + "attn.in_proj_bias", {3 * D}, dev_);
   wk_ = in_w.rows_view(D, D);
   wv_ = in_w.rows_view(2 * D, D);
   bk_ = in_b.rows_view(D, D);
   bv_ = in_b.rows_view(2 * D, D);
-  wo_ = w.load(prefix + "attn.out_proj.weight", {D, D}, dev_);
+  wo_ = w.load_matrix(prefix + "attn.out_proj.weight", {D, D}, dev_);
   bo_ = w.load(prefix + "attn.out_proj.bias", {D}, dev_);
   Tensor ln_q_w = w.load(prefix + "ln_q.weight", {D}, dev_), ln_q_b = w.load(prefix + "ln_q.bias", {D}, dev_);
   ln_kv_w_ = w.load(prefix + "ln_kv.weight", {D}, dev_);
@@ -107,7 +107,7 @@ Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries
     std::vector<float> p = proj.to_host(), t(p.size());
     for (int64_t i = 0; i < D; ++i)
       for (int64_t j = 0; j < D; ++j) t[size_t(j * D + i)] = p[size_t(i * D + j)];
-    proj_t_ = Tensor::from_host(dev_, dt, {D, D}, t.data());
+    proj_t_ = Tensor::from_host(dev_, dev_->weight_dtype(kernels::DType::F32), {D, D}, t.data());   // a matrix too
   }
 
   // The queries do not depend on the piece: q = ln_q(query) W_qᵀ + b_q, once.

@@ -96,19 +96,19 @@ VisionTower::VisionTower(WeightLoader& w, const VisionConfig& cfg, const std::st
     Layer L;
     L.ln1_w = w.load(p + "layer_norm1.weight", {H}, dev_);
     L.ln1_b = w.load(p + "layer_norm1.bias", {H}, dev_);
-    L.wq = w.load(p + "self_attn.q_proj.weight", {H, H}, dev_);
+    L.wq = w.load_matrix(p + "self_attn.q_proj.weight", {H, H}, dev_);
     L.bq = w.load(p + "self_attn.q_proj.bias", {H}, dev_);
-    L.wk = w.load(p + "self_attn.k_proj.weight", {H, H}, dev_);
+    L.wk = w.load_matrix(p + "self_attn.k_proj.weight", {H, H}, dev_);
     L.bk = w.load(p + "self_attn.k_proj.bias", {H}, dev_);
-    L.wv = w.load(p + "self_attn.v_proj.weight", {H, H}, dev_);
+    L.wv = w.load_matrix(p + "self_attn.v_proj.weight", {H, H}, dev_);
     L.bv = w.load(p + "self_attn.v_proj.bias", {H}, dev_);
-    L.wo = w.load(p + "self_attn.out_proj.weight", {H, H}, dev_);
+    L.wo = w.load_matrix(p + "self_attn.out_proj.weight", {H, H}, dev_);
     L.bo = w.load(p + "self_attn.out_proj.bias", {H}, dev_);
     L.ln2_w = w.load(p + "layer_norm2.weight", {H}, dev_);
     L.ln2_b = w.load(p + "layer_norm2.bias", {H}, dev_);
-    L.fc1_w = w.load(p + "mlp.fc1.weight", {F, H}, dev_);
+    L.fc1_w = w.load_matrix(p + "mlp.fc1.weight", {F, H}, dev_);
     L.fc1_b = w.load(p + "mlp.fc1.bias", {F}, dev_);
-    L.fc2_w = w.load(p + "mlp.fc2.weight", {H, F}, dev_);
+    L.fc2_w = w.load_matrix(p + "mlp.fc2.weight", {H, F}, dev_);
     L.fc2_b = w.load(p + "mlp.fc2.bias", {H}, dev_);
     layers_.push_back(std::move(L));
   }

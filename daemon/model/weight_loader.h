@@ -1,7 +1,12 @@
 #pragma once
-// Moves tensors from the checkpoint's memory map onto the device that owns them,
-// converting to the device's compute dtype, checking shapes against the config, and
-// reporting progress (bytes done of bytes planned) while a large model loads.
+// Moves tensors from the checkpoint's memory map onto the device that owns them, checking
+// shapes against the config and reporting progress (bytes done of bytes planned) while a
+// large model loads. Weight matrices (linear layers' weights, embedding tables: the
+// load_matrix calls) are kept in the device's weight dtype (Device::weight_dtype: a cpu
+// device's --cpu-weights), every other tensor in its compute dtype. A tensor already in the
+// dtype wanted, whole rows of it, is used where it lies in the map when the device can
+// (cpu devices: no copy, nothing read until used); otherwise it is converted a slice at a
+// time (no float32 copy of a whole tensor) and its file pages are handed back.
 #include <functional>
 #include <unordered_map>
 #include <unordered_set>
@@ -37,11 +42,22 @@ class WeightLoader {
   // Columns [first, first+count) of a 2-D tensor.
   kernels::Tensor load_cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
                             int64_t count, const std::shared_ptr<kernels::Device>& dev);
+  // The same three for weight matrices.
+  kernels::Tensor load_matrix(const std::string& name, const std::vector<int64_t>& shape,
+                              const std::shared_ptr<kernels::Device>& dev);
+  kernels::Tensor load_matrix_rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                                   int64_t count, const std::shared_ptr<kernels::Device>& dev);
+  kernels::Tensor load_matrix_cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
+                                   int64_t count, const std::shared_ptr<kernels::Device>& dev);
 
  private:
   // Counts each checkpoint tensor once and its bytes at most once, however many devices
   // load it or parts of it (tensor parallelism shards some and replicates others).
   void report(const std::string& name, size_t bytes);
+  kernels::Tensor rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
+                       const std::shared_ptr<kernels::Device>& dev, bool matrix);
+  kernels::Tensor cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
+                       const std::shared_ptr<kernels::Device>& dev, bool matrix);
   const Checkpoint& ckpt_;
   ProgressFn progress_;
   LoadProgress state_;

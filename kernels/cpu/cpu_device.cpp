@@ -7,7 +7,24 @@
 
 namespace omni::kernels {
 
-CpuDevice::CpuDevice(int index, size_t budget_bytes) : index_(index), budget_(budget_bytes) {}
+CpuDevice::CpuDevice(int index, size_t budget_bytes, CpuWeights weights)
+    : index_(index), budget_(budget_bytes), weights_(weights) {}
+
+DType CpuDevice::weight_dtype(DType released) const {
+  switch (weights_) {
+    case CpuWeights::F32: return DType::F32;
+    case CpuWeights::BF16: return released == DType::F16 ? DType::F16 : DType::BF16;
+    case CpuWeights::Int8: return DType::Q8_0;
+  }
+  return DType::F32;
+}
+
+bool CpuDevice::adopt_host(size_t bytes) {
+  const size_t prev = used_.fetch_add(bytes);
+  if (prev + bytes <= budget_) return true;
+  used_.fetch_sub(bytes);
+  return false;
+}
 
 size_t CpuDevice::free_memory() const {
   size_t used = used_.load();

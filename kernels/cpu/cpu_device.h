@@ -11,7 +11,7 @@ namespace omni::kernels {
 
 class CpuDevice final : public Device {
  public:
-  CpuDevice(int index, size_t budget_bytes);
+  CpuDevice(int index, size_t budget_bytes, CpuWeights weights = CpuWeights::F32);
   DeviceId id() const override { return {DeviceId::Kind::CPU, index_}; }
   size_t total_memory() const override { return budget_; }
   size_t free_memory() const override;
@@ -20,12 +20,17 @@ class CpuDevice final : public Device {
   void upload(void* dst, const void* host_src, size_t bytes) override;
   void download(void* host_dst, const void* src, size_t bytes) override;
   DType compute_dtype() const override { return DType::F32; }
+  DType weight_dtype(DType released) const override;
+  bool adopt_host(size_t bytes) override;
+  void unadopt_host(size_t bytes) override { used_.fetch_sub(bytes); }
+  CpuWeights weights() const { return weights_; }
   Ops& ops() override { return ops_; }
 
  private:
   int index_;
   size_t budget_;
-  std::atomic<size_t> used_{0};
+  CpuWeights weights_;
+  std::atomic<size_t> used_{0};   // allocations and adopted host memory
   CpuOps ops_;
 };
 

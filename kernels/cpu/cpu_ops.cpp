@@ -1,6 +1,8 @@
 #include "kernels/cpu/cpu_ops.h"
 
+#include "kernels/cpu/cpu_matmul.h"
 #include "kernels/cpu/cpu_threads.h"
+#include "kernels/cpu/simd/row_dots.h"
 
 #include <cblas.h>
 
@@ -28,27 +30,23 @@ void require_same_numel(const Tensor& a, const Tensor& b, const char* op) {
 
 }  // namespace
 
+CpuOps::CpuOps() { blas_single_threaded(); }
+
 void CpuOps::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) {
   require_f32(x, "linear", "input");
-  require_f32(w, "linear", "weight");
   require_f32(y, "linear", "output");
+  if (w.dtype() == DType::I32) throw std::invalid_argument("linear: weight " + w.describe() + " is not a float type");
   const int64_t N = w.rows(), K = w.cols(), M = x.numel() / std::max<int64_t>(K, 1);
   if (x.numel() != M * K || y.numel() != M * N)
     throw std::invalid_argument("linear: shapes " + x.describe() + " x " + w.describe() + " -> " +
                                 y.describe());
-  if (M == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N),
-              static_cast<int>(K), 1.0f, x.data<float>(), static_cast<int>(K), w.data<float>(),
-              static_cast<int>(K), 0.0f, y.data<float>(), static_cast<int>(N));
+  const float* b = nullptr;
   if (bias) {
     require_f32(*bias, "linear", "bias");
     if (bias->numel() != N) throw std::invalid_argument("linear: bias " + bias->describe());
-    const float* b = bias->data<float>();
-    float* out = y.data<float>();
-#pragma omp parallel for num_threads(cpu_threads()) if (M * N > 65536)
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) out[i * N + j] += b[j];
+    b = bias->data<float>();
   }
+  cpu_matmul(x.data<float>(), M, K, w, b, y.data<float>());
 }
 
 void CpuOps::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) {
@@ -122,6 +120,80 @@ void CpuOps::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, in
   }
 }
 
+namespace {
+
+// The softmax of one row of scores over its `visible` keys, in place; zeros beyond.
+void softmax_row(float* row, int64_t visible, int64_t n_k) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+  double sum = 0;
+  for (int64_t j = 0; j < visible; ++j) {
+    row[j] = std::exp(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = visible > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
+  for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+  for (int64_t j = visible; j < n_k; ++j) row[j] = 0.0f;
+}
+
+struct AttnShape {
+  int64_t qw, kw, br;
+  int head_dim, group;
+  float scale;
+};
+
+// One head of one sequence with a few query rows (decode): scores key by key straight from
+// the KV blocks (no gather), the weighted sum of values likewise.
+void attend_few(const float* q, const float* k, const float* v, float* out, const AttnShape& a, const AttentionSeq& s,
+                const int32_t* table, int h, std::vector<float>& scores) {
+  const int64_t n_q = s.q_rows, n_k = s.kv_len, hd = a.head_dim;
+  const int kvh = h / a.group;
+  const RowDotsFn dot = row_dot_kernels().f32;
+  scores.resize(size_t(n_q * n_k));
+  const float* qh = q + int64_t(s.q_begin) * a.qw + int64_t(h) * hd;
+  for (int64_t j = 0; j < n_k; ++j) {
+    const int64_t row = int64_t(table[j / a.br]) * a.br + j % a.br;
+    float d[kMaxDotRows];
+    dot(k + row * a.kw + int64_t(kvh) * hd, qh, a.qw, int(n_q), hd, d);
+    for (int64_t i = 0; i < n_q; ++i) scores[size_t(i * n_k + j)] = d[i] * a.scale;
+  }
+  for (int64_t i = 0; i < n_q; ++i) {
+    const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
+    softmax_row(scores.data() + i * n_k, visible, n_k);
+    float* o = out + (int64_t(s.q_begin) + i) * a.qw + int64_t(h) * hd;
+    std::fill(o, o + hd, 0.0f);
+    for (int64_t j = 0; j < visible; ++j) {
+      const int64_t row = int64_t(table[j / a.br]) * a.br + j % a.br;
+      const float p = scores[size_t(i * n_k + j)];
+      const float* vr = v + row * a.kw + int64_t(kvh) * hd;
+      for (int64_t c = 0; c < hd; ++c) o[c] += p * vr[c];
+    }
+  }
+}
+
+// One head of one sequence with many query rows (prefill, the vision tower): two sgemms
+// over the sequence's keys and values laid out in order (ks, vs).
+void attend_many(const float* q, const float* ks, const float* vs, float* out, const AttnShape& a,
+                 const AttentionSeq& s, int h, std::vector<float>& scores) {
+  const int64_t n_q = s.q_rows, n_k = s.kv_len;
+  const int kvh = h / a.group;
+  scores.resize(size_t(n_q * n_k));
+  const float* qh = q + int64_t(s.q_begin) * a.qw + int64_t(h) * a.head_dim;
+  const float* kh = ks + int64_t(kvh) * a.head_dim;
+  const float* vh = vs + int64_t(kvh) * a.head_dim;
+  float* oh = out + int64_t(s.q_begin) * a.qw + int64_t(h) * a.head_dim;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n_q), int(n_k), a.head_dim, a.scale, qh, int(a.qw), kh,
+              int(a.kw), 0.0f, scores.data(), int(n_k));
+  for (int64_t i = 0; i < n_q; ++i) {
+    const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
+    softmax_row(scores.data() + i * n_k, visible, n_k);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n_q), a.head_dim, int(n_k), 1.0f, scores.data(),
+              int(n_k), vh, int(a.kw), 0.0f, oh, int(a.qw));
+}
+
+}  // namespace
+
 void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out, const AttentionArgs& a,
                        const AttentionLayout& lay) {
   require_f32(q, "attention", "q");
@@ -137,65 +209,62 @@ void CpuOps::attention(const Tensor& q, const Tensor& k, const Tensor& v, Tensor
     throw std::invalid_argument("attention: q " + q.describe() + ", k " + k.describe() + ", v " +
                                 v.describe() + ", out " + out.describe());
   lay.check(Tq, Tk);
-  const int group = a.n_heads / a.n_kv_heads;
-  const int64_t br = lay.block_rows;
-  std::vector<float> kbuf, vbuf, scores;
-  for (const AttentionSeq& s : lay.seqs) {
-    const int64_t n_q = s.q_rows, n_k = s.kv_len;
-    if (n_q == 0) continue;
+  const AttnShape sh{qw, kw, lay.block_rows, a.head_dim, a.n_heads / a.n_kv_heads, a.scale};
+  const float* kp = k.data<float>();
+  const float* vp = v.data<float>();
+  // Sequences with many query rows read their keys in order: the pool rows themselves when
+  // their blocks are consecutive (a dense call, a freshly filled pool), else gathered once
+  // here for all heads. Sequences of a few rows (decode) read the blocks where they lie.
+  struct Keys {
+    const float* k = nullptr;
+    const float* v = nullptr;
+    std::vector<float> kbuf, vbuf;
+  };
+  std::vector<Keys> keys(lay.seqs.size());
+  for (size_t si = 0; si < lay.seqs.size(); ++si) {
+    const AttentionSeq& s = lay.seqs[si];
     float* o_rows = out.data<float>() + int64_t(s.q_begin) * qw;
-    if (n_k == 0) {   // nothing to attend to: zeros, as the softmax of an empty row
-      std::fill(o_rows, o_rows + n_q * qw, 0.0f);
-      continue;
-    }
-    // Keys and values of this sequence in order: the pool rows themselves when its blocks
-    // are consecutive (a dense call, a freshly filled pool), else gathered block by block.
-    const int64_t n_blocks = (n_k + br - 1) / br;
+    if (s.q_rows > 0 && s.kv_len == 0) std::fill(o_rows, o_rows + s.q_rows * qw, 0.0f);   // softmax of nothing
+    if (s.q_rows <= kMaxDotRows || s.kv_len == 0) continue;
+    const int64_t br = lay.block_rows, n_k = s.kv_len, n_blocks = (n_k + br - 1) / br;
     const int32_t* table = lay.block_table.data() + s.table_begin;
     bool consecutive = true;
     for (int64_t b = 1; b < n_blocks; ++b) consecutive &= table[b] == table[0] + b;
-    const float* ks = k.data<float>() + int64_t(table[0]) * br * kw;
-    const float* vs = v.data<float>() + int64_t(table[0]) * br * kw;
-    if (!consecutive) {
-      kbuf.resize(size_t(n_k * kw));
-      vbuf.resize(size_t(n_k * kw));
-      for (int64_t b = 0; b < n_blocks; ++b) {
-        const int64_t rows = std::min(br, n_k - b * br);
-        const size_t from = size_t(int64_t(table[b]) * br * kw), to = size_t(b * br * kw), n = size_t(rows * kw);
-        std::copy_n(k.data<float>() + from, n, kbuf.data() + to);
-        std::copy_n(v.data<float>() + from, n, vbuf.data() + to);
-      }
-      ks = kbuf.data();
-      vs = vbuf.data();
+    Keys& ks = keys[si];
+    ks.k = kp + int64_t(table[0]) * br * kw;
+    ks.v = vp + int64_t(table[0]) * br * kw;
+    if (consecutive) continue;
+    ks.kbuf.resize(size_t(n_k * kw));
+    ks.vbuf.resize(size_t(n_k * kw));
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t rows = std::min(br, n_k - b * br);
+      const size_t from = size_t(int64_t(table[b]) * br * kw), to = size_t(b * br * kw), n = size_t(rows * kw);
+      std::copy_n(kp + from, n, ks.kbuf.data() + to);
+      std::copy_n(vp + from, n, ks.vbuf.data() + to);
     }
-    scores.resize(size_t(n_q * n_k));
-    for (int h = 0; h < a.n_heads; ++h) {
-      const int kvh = h / group;
-      const float* qh = q.data<float>() + int64_t(s.q_begin) * qw + int64_t(h) * a.head_dim;
-      const float* kh = ks + int64_t(kvh) * a.head_dim;
-      const float* vh = vs + int64_t(kvh) * a.head_dim;
-      float* oh = o_rows + int64_t(h) * a.head_dim;
-      // scores = scale · Q_h K_hᵀ
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n_q), int(n_k), a.head_dim, a.scale, qh, int(qw), kh,
-                  int(kw), 0.0f, scores.data(), int(n_k));
-#pragma omp parallel for num_threads(cpu_threads()) if (n_q * n_k > 16384)
-      for (int64_t i = 0; i < n_q; ++i) {
-        float* row = scores.data() + i * n_k;
-        const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
-        float mx = -std::numeric_limits<float>::infinity();
-        for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < visible; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        const float inv = visible > 0 ? static_cast<float>(1.0 / sum) : 0.0f;
-        for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
-        for (int64_t j = visible; j < n_k; ++j) row[j] = 0.0f;
+    ks.k = ks.kbuf.data();
+    ks.v = ks.vbuf.data();
+  }
+  // Every (sequence, head) pair is a task for the device's threads; OpenBLAS runs
+  // single-threaded inside each (kernels/cpu/cpu_threads.h).
+  const int64_t tasks = int64_t(lay.seqs.size()) * a.n_heads;
+  int64_t work = 0;
+  for (const AttentionSeq& s : lay.seqs) work += int64_t(s.q_rows) * s.kv_len;
+  const int threads = cpu_threads();
+#pragma omp parallel num_threads(threads) if (threads > 1 && tasks > 1 && work * a.n_heads * a.head_dim >= (1 << 16))
+  {
+    std::vector<float> scores;
+#pragma omp for schedule(dynamic)
+    for (int64_t t = 0; t < tasks; ++t) {
+      const AttentionSeq& s = lay.seqs[size_t(t / a.n_heads)];
+      const int h = int(t % a.n_heads);
+      if (s.q_rows == 0 || s.kv_len == 0) continue;
+      if (s.q_rows <= kMaxDotRows)
+        attend_few(q.data<float>(), kp, vp, out.data<float>(), sh, s, lay.block_table.data() + s.table_begin, h, scores);
+      else {
+        const Keys& ks = keys[size_t(t / a.n_heads)];
+        attend_many(q.data<float>(), ks.k, ks.v, out.data<float>(), sh, s, h, scores);
       }
-      // out_h = P V_h
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n_q), a.head_dim, int(n_k), 1.0f, scores.data(),
-                  int(n_k), vh, int(kw), 0.0f, oh, int(qw));
     }
   }
 }
@@ -251,16 +320,19 @@ void CpuOps::add(const Tensor& a, const Tensor& b, Tensor& y) {
 }
 
 void CpuOps::embedding(const Tensor& table, const Tensor& ids, Tensor& y) {
-  require_f32(table, "embedding", "table");
   if (ids.dtype() != DType::I32) throw std::invalid_argument("embedding: ids must be I32");
+  if (table.dtype() == DType::I32) throw std::invalid_argument("embedding: table " + table.describe());
   const int64_t W = table.cols(), V = table.rows(), T = ids.numel();
   if (y.numel() != T * W) throw std::invalid_argument("embedding: output " + y.describe());
   const int32_t* id = ids.data<int32_t>();
+  const size_t rb = row_bytes(table.dtype(), W);
   for (int64_t t = 0; t < T; ++t) {
     if (id[t] < 0 || id[t] >= V)
       throw std::out_of_range("token id " + std::to_string(id[t]) + " outside the vocabulary of " +
                               std::to_string(V));
-    std::copy_n(table.data<float>() + int64_t(id[t]) * W, W, y.data<float>() + t * W);
+    // A table kept as bf16 or Q8_0 (kernels/cpu_weights.h) is widened row by row.
+    convert_rows_to_f32(static_cast<const uint8_t*>(table.raw()) + size_t(id[t]) * rb, table.dtype(), 1, W,
+                        y.data<float>() + t * W);
   }
 }
 
@@ -271,7 +343,7 @@ void CpuOps::copy(const Tensor& src, Tensor& dst) {
     return;
   }
   require_f32(dst, "copy", "destination");
-  convert_to_f32(src.raw(), src.dtype(), dst.data<float>(), static_cast<size_t>(src.numel()));
+  convert_rows_to_f32(src.raw(), src.dtype(), src.rows(), src.cols(), dst.data<float>());
 }
 
 }  // namespace omni::kernels

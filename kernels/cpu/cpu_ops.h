@@ -1,6 +1,6 @@
 #pragma once
-// The reference backend: float32 everywhere, OpenBLAS for GEMMs, OpenMP for the
-// element-wise loops. Numerics favour exactness over speed (double accumulators in
+// The reference backend: float32 activations, weight matrices in f32, bf16/f16 or Q8_0
+// (kernels/cpu_weights.h) through kernels/cpu/cpu_matmul.h, OpenMP for the loops. Numerics favour exactness over speed (double accumulators in
 // norms and softmax sums) because the goldens are computed in float64.
 #include "kernels/ops.h"
 
@@ -8,6 +8,7 @@ namespace omni::kernels {
 
 class CpuOps final : public Ops {
  public:
+  CpuOps();
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& y) override;
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& y) override;
   void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, float eps, Tensor& y) override;

@@ -21,10 +21,14 @@ std::atomic<int> g_threads{0};   // 0: not set
 
 }  // namespace
 
-void set_cpu_threads(int n) {
-  n = std::max(1, n);
-  g_threads.store(n);
-  openblas_set_num_threads(n);
+void set_cpu_threads(int n) { g_threads.store(std::max(1, n)); }
+
+void blas_single_threaded() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
 }
 
 int cpu_threads() {

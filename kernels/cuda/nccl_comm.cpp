@@ -30,6 +30,7 @@ ncclDataType_t nccl_type(const Tensor& t) {
     case DType::F32: return ncclFloat32;
     case DType::F16: return ncclFloat16;
     case DType::I32: return ncclInt32;
+    case DType::Q8_0: break;   // weights only, never summed
   }
   throw std::invalid_argument("NCCL: dtype of " + t.describe());
 }

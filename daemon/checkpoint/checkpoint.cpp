@@ -1,5 +1,6 @@
 #include "checkpoint/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -19,6 +20,26 @@ nlohmann::json Checkpoint::read_json(const std::string& path) {
     throw Error(path + ": invalid JSON: " + e.what());
   }
 }
+
+namespace {
+
+// What config.json says about quantization, where the engine cannot run it.
+void check_quantization_config(const nlohmann::json& config, const std::string& src) {
+  if (!config.contains("quantization_config")) return;
+  const auto& q = config["quantization_config"];
+  if (!q.is_object()) throw Error(src + ": quantization_config is not an object");
+  const std::string method = q.value("quant_method", "");
+  if (method != "bitsandbytes")
+    throw Error(src + ": quantization_config.quant_method '" + method +
+                "' is not supported (bitsandbytes 4-bit nf4 only)");
+  if (q.value("load_in_8bit", false) || q.value("_load_in_8bit", false))
+    throw Error(src + ": quantization_config is bitsandbytes 8-bit (LLM.int8), which is not supported (4-bit nf4 only)");
+  if (q.contains("bnb_4bit_quant_type") && q["bnb_4bit_quant_type"] != "nf4")
+    throw Error(src + ": quantization_config.bnb_4bit_quant_type " + q["bnb_4bit_quant_type"].dump() +
+                " is not supported (nf4 only)");
+}
+
+}  // namespace
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model folder");
@@ -52,29 +73,103 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   } else {
     throw Error(dir + ": no model.safetensors or model.safetensors.index.json");
   }
+  check_quantization_config(config_, dir + "/config.json");
+  find_nf4_weights();
+}
+
+const TensorView* Checkpoint::find(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? nullptr : &it->second->get(name);
+}
+
+void Checkpoint::find_nf4_weights() {
+  const std::string suffix = kBnbQuantStateSuffix;
+  for (const auto& [name, file] : where_) {
+    const size_t at = name.rfind(suffix);
+    if (at == std::string::npos) continue;
+    const TensorView& st = file->get(name);
+    const std::string type = name.substr(at + suffix.size());
+    if (type != "nf4")
+      throw Error(st.file + ": tensor '" + name + "': bitsandbytes quant type '" + type +
+                  "' is not supported (nf4 only)");
+    if (!st.raw_u8) throw Error(st.file + ": quant state tensor '" + name + "' is not U8");
+    Nf4Entry e;
+    e.weight.name = name.substr(0, at);
+    e.weight.state = parse_nf4_quant_state(std::string(reinterpret_cast<const char*>(st.data), st.bytes), name);
+    e.weight.packed = find(e.weight.name);
+    e.weight.absmax = find(e.weight.name + ".absmax");
+    e.weight.quant_map = find(e.weight.name + ".quant_map");
+    e.weight.nested_absmax = find(e.weight.name + ".nested_absmax");
+    e.weight.nested_quant_map = find(e.weight.name + ".nested_quant_map");
+    e.weight.check();
+    e.view.name = e.weight.name;
+    e.view.file = e.weight.packed->file;
+    e.view.dtype = e.weight.state.dtype;
+    e.view.shape = e.weight.state.shape;
+    e.view.bytes = e.weight.dequantized_bytes();
+    e.view.file_backed = false;
+    nf4_.emplace(e.weight.name, std::move(e));
+  }
 }
 
 bool Checkpoint::contains(const std::string& name) const { return where_.count(name) != 0; }
 
 const TensorView& Checkpoint::get(const std::string& name) const {
+  if (auto q = nf4_.find(name); q != nf4_.end()) {
+    std::lock_guard<std::mutex> lock(nf4_mutex_);
+    TensorView& v = q->second.view;
+    if (!v.data) {
+      auto buf = std::shared_ptr<uint8_t[]>(new uint8_t[std::max<size_t>(v.bytes, 1)]);
+      q->second.weight.dequantize(buf.get());
+      v.data = buf.get();
+      v.owner = std::move(buf);
+    }
+    return v;
+  }
   auto it = where_.find(name);
   if (it == where_.end()) {
     std::string files;
     for (const auto& f : files_) files += (files.empty() ? "" : ", ") + f->path();
     throw Error(files + ": missing tensor '" + name + "'");
   }
-  return it->second->get(name);
+  const TensorView& t = it->second->get(name);
+  if (t.raw_u8)
+    throw Error(t.file + ": tensor '" + name + "' is U8 (raw bytes), not weights: a bitsandbytes 4-bit weight needs "
+                "its quant state '" + name + kBnbQuantStateSuffix + "nf4'");
+  return t;
+}
+
+Checkpoint::Bytes Checkpoint::bytes(const std::string& name) const {
+  if (auto q = nf4_.find(name); q != nf4_.end()) return {q->second.weight.file_bytes(), q->second.view.bytes};
+  const TensorView& t = get(name);
+  return {t.bytes, t.bytes};
+}
+
+void Checkpoint::release(const std::string& name) const {
+  auto q = nf4_.find(name);
+  if (q == nf4_.end()) return;
+  std::lock_guard<std::mutex> lock(nf4_mutex_);
+  q->second.view.data = nullptr;
+  q->second.view.owner.reset();
+}
+
+std::vector<const Nf4Weight*> Checkpoint::nf4_weights() const {
+  std::vector<const Nf4Weight*> out;
+  for (const auto& [name, e] : nf4_) out.push_back(&e.weight);
+  return out;
 }
 
 const TensorView& Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape) const {
-  const TensorView& t = get(name);
+  // An NF4 weight's shape is known without dequantizing it (and never changes).
+  const auto q = nf4_.find(name);
+  const TensorView& t = q != nf4_.end() ? q->second.view : get(name);
   if (t.shape != shape) {
     TensorView want;
     want.shape = shape;
     throw Error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + " but config.json implies " +
                 want.shape_str());
   }
-  return t;
+  return q != nf4_.end() ? get(name) : t;
 }
 
 std::vector<std::string> Checkpoint::names() const {

@@ -27,12 +27,19 @@ namespace {
 // Header sizes beyond this are not a checkpoint but an attack or a corrupt file.
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
-DType parse_dtype(const std::string& s, const std::string& file, const std::string& tensor) {
-  if (s == "BF16") return DType::BF16;
-  if (s == "F16") return DType::F16;
-  if (s == "F32") return DType::F32;
-  throw Error(file + ": tensor '" + tensor + "' has unsupported dtype '" + s +
-              "' (supported: BF16, F16, F32)");
+// Sets t.dtype (or t.raw_u8) from the header's dtype; returns the bytes per element.
+size_t parse_dtype(const std::string& s, TensorView& t) {
+  if (s == "U8") {
+    t.raw_u8 = true;
+    return 1;
+  }
+  if (s == "BF16") t.dtype = DType::BF16;
+  else if (s == "F16") t.dtype = DType::F16;
+  else if (s == "F32") t.dtype = DType::F32;
+  else
+    throw Error(t.file + ": tensor '" + t.name + "' has unsupported dtype '" + s +
+                "' (supported: BF16, F16, F32, and U8 for bitsandbytes 4-bit weights)");
+  return kernels::dtype_size(t.dtype);
 }
 
 }  // namespace
@@ -65,7 +72,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_share
       TensorView t;
       t.name = name;
       t.file = path;
-      t.dtype = parse_dtype(e.at("dtype").get<std::string>(), path, name);
+      const size_t esz = parse_dtype(e.at("dtype").get<std::string>(), t);
       for (const auto& dim : e.at("shape")) {
         int64_t v = dim.get<int64_t>();
         if (v < 0 || v > (int64_t(1) << 40)) throw Error(path + ": tensor '" + name + "' has a bad dimension");
@@ -78,7 +85,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : map_(std::make_share
         throw Error(path + ": tensor '" + name + "' data_offsets [" + std::to_string(begin) + ", " +
                     std::to_string(end) + ") lie outside the " + std::to_string(data_size) +
                     "-byte data section (truncated file?)");
-      const uint64_t expect = static_cast<uint64_t>(t.numel()) * kernels::dtype_size(t.dtype);
+      const uint64_t expect = static_cast<uint64_t>(t.numel()) * esz;
       if (end - begin != expect)
         throw Error(path + ": tensor '" + name + "' spans " + std::to_string(end - begin) +
                     " bytes but its shape " + t.shape_str() + " and dtype need " + std::to_string(expect));

@@ -23,6 +23,13 @@ struct TensorView {
   // Keeps `data` valid: a tensor kept in the checkpoint's own dtype on a cpu device is read
   // straight from the map (model/weight_loader.cpp), so the map lives as long as it does.
   std::shared_ptr<const void> owner;
+  // A U8 tensor (bitsandbytes' packed 4-bit codes and quant states, checkpoint/bnb_nf4.h) is
+  // raw bytes, not elements of a kernels dtype: `dtype` means nothing for it, and
+  // Checkpoint::get refuses to hand it out as weights.
+  bool raw_u8 = false;
+  // False for a tensor held on the heap (a dequantized NF4 weight), not in the file's map:
+  // the loader must not hand its pages back (madvise would zero them).
+  bool file_backed = true;
 
   int64_t numel() const;
   std::string shape_str() const;  // "[64, 128]"

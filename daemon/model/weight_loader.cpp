@@ -14,17 +14,20 @@ WeightLoader::WeightLoader(const Checkpoint& ckpt, ProgressFn progress) : ckpt_(
 void WeightLoader::plan(const std::string& name) {
   // A missing tensor is left to load(), which reports it with context.
   if (!ckpt_.contains(name) || !planned_.insert(name).second) return;
-  state_.total_bytes += ckpt_.get(name).bytes;
+  state_.total_bytes += ckpt_.bytes(name).view;   // bytes(): an NF4 weight is not dequantized here
   state_.total_tensors += 1;
 }
 
 void WeightLoader::report(const std::string& name, size_t bytes) {
-  const size_t size = ckpt_.get(name).bytes;
+  const size_t size = ckpt_.bytes(name).view;
   auto [it, first] = done_.try_emplace(name, 0);
   if (first) state_.done_tensors += 1;
   const size_t add = std::min(bytes, size - it->second);
   it->second += add;
   state_.done_bytes += add;
+  // All of it is on its devices: an NF4 weight's dequantized copy goes (a copy adopted by a
+  // device stays with that tensor; a tensor loaded again is dequantized again).
+  if (it->second == size) ckpt_.release(name);
   if (progress_) progress_(state_);
 }
 
@@ -64,7 +67,7 @@ Tensor fetch(const TensorView& src, const uint8_t* first, int64_t rows, int64_t 
     kernels::convert_rows_from_f32(host.data(), want, nr, oc, staged.data());
     dev->upload(static_cast<uint8_t*>(out.raw()) + size_t(r0) * rb, staged.data(), staged.size());
   }
-  if (rows > 0) drop_mapped_pages(first, size_t((rows - 1) * stride + cols) * esz);
+  if (rows > 0 && src.file_backed) drop_mapped_pages(first, size_t((rows - 1) * stride + cols) * esz);
   return out;
 }
 

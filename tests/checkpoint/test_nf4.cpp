@@ -1,0 +1,235 @@
+// bitsandbytes NF4 weights (checkpoint/bnb_nf4.h): every element of random weights, plain
+// and nested, against tools/nf4_reference.py's torch formula bit for bit; and every way an
+// NF4 checkpoint can be broken refused with the tensor named.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint.h"
+#include "util/error.h"
+#include "util/golden.h"
+#include "util/npy.h"
+
+using namespace omni;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kWeights[] = {"plain.bf16.weight", "ragged.f16.weight", "nested.bf16.weight", "nested_ragged.f32.weight"};
+
+// The view's elements as float32 bit patterns (bf16 and f16 widen exactly).
+std::vector<uint32_t> view_bits(const TensorView& t) {
+  std::vector<float> f(size_t(t.numel()));
+  kernels::convert_to_f32(t.data, t.dtype, f.data(), f.size());
+  std::vector<uint32_t> bits(f.size());
+  std::memcpy(bits.data(), f.data(), f.size() * 4);
+  return bits;
+}
+
+std::vector<uint32_t> npy_bits(const std::string& path) {
+  NpyArray a = read_npy(path);
+  REQUIRE(a.descr == "<f4");
+  std::vector<uint32_t> bits(size_t(a.numel()));
+  std::memcpy(bits.data(), a.bytes.data(), bits.size() * 4);
+  return bits;
+}
+
+// A scratch copy of nf4-blocks whose tensors a test rewrites.
+struct ScratchNf4 {
+  struct Entry {
+    std::string dtype;
+    std::vector<int64_t> shape;
+    std::string data;
+  };
+  fs::path dir;
+  std::map<std::string, Entry> tensors;
+  nlohmann::json config;
+
+  ScratchNf4() {
+    static int counter = 0;
+    dir = fs::temp_directory_path() / ("omni-nf4-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    std::ifstream in(test::data("nf4-blocks/model.safetensors"), std::ios::binary);
+    std::string b{std::istreambuf_iterator<char>(in), {}};
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | uint8_t(b[size_t(i)]);
+    nlohmann::json h = nlohmann::json::parse(b.substr(8, n));
+    for (auto it = h.begin(); it != h.end(); ++it) {
+      if (it.key() == "__metadata__") continue;
+      const auto off = it.value()["data_offsets"];
+      tensors[it.key()] = {it.value()["dtype"], it.value()["shape"].get<std::vector<int64_t>>(),
+                           b.substr(8 + n + off[0].get<size_t>(), off[1].get<size_t>() - off[0].get<size_t>())};
+    }
+    std::ifstream c(test::data("nf4-blocks/config.json"));
+    config = nlohmann::json::parse(c);
+  }
+  ~ScratchNf4() { fs::remove_all(dir); }
+
+  nlohmann::json state(const std::string& w) const {
+    return nlohmann::json::parse(tensors.at(w + ".quant_state.bitsandbytes__nf4").data);
+  }
+  void set_state(const std::string& w, const std::string& bytes) {
+    Entry& e = tensors.at(w + ".quant_state.bitsandbytes__nf4");
+    e.data = bytes;
+    e.shape = {int64_t(bytes.size())};
+  }
+  std::string open() const {
+    nlohmann::json h = nlohmann::json::object();
+    std::string body;
+    for (const auto& [name, e] : tensors) {
+      h[name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {body.size(), body.size() + e.data.size()}}};
+      body += e.data;
+    }
+    const std::string hs = h.dump();
+    std::string len(8, '\0');
+    for (int i = 0; i < 8; ++i) len[size_t(i)] = char((hs.size() >> (8 * i)) & 0xff);
+    std::ofstream(dir / "model.safetensors", std::ios::binary | std::ios::trunc) << len << hs << body;
+    std::ofstream(dir / "config.json", std::ios::trunc) << config.dump();
+    Checkpoint ck(dir.string());
+    for (const char* w : kWeights) ck.get(w);
+    return "opened";
+  }
+};
+
+}  // namespace
+
+TEST_CASE("NF4 weights dequantize like bitsandbytes, every block", "[nf4]") {
+  Checkpoint ck(test::data("nf4-blocks"));
+  REQUIRE(ck.nf4_weights().size() == 4);
+  for (const char* w : kWeights) {
+    INFO(w);
+    const Checkpoint::Bytes b = ck.bytes(w);
+    const TensorView& t = ck.get(w);
+    CHECK(b.view == t.bytes);
+    CHECK_FALSE(t.file_backed);
+    const std::vector<uint32_t> want = npy_bits(test::data(std::string("nf4-blocks/") + w + ".npy"));
+    REQUIRE(size_t(t.numel()) == want.size());
+    const std::vector<uint32_t> got = view_bits(t);
+    size_t differ = 0, first = want.size();
+    for (size_t i = 0; i < want.size(); ++i)
+      if (got[i] != want[i] && differ++ == 0) first = i;
+    INFO("first difference at element " << first);
+    CHECK(differ == 0);
+  }
+  // In the files: the codes (four bits a weight), the scales and the tables.
+  CHECK(ck.bytes("plain.bf16.weight").file == 48 * 40 / 2 + 30 * 4 + 16 * 4);
+  CHECK(ck.bytes("plain.bf16.weight").view == 48 * 40 * 2);
+  CHECK(ck.bytes("nested.bf16.weight").file == 96 * 200 / 2 + 300 + 2 * 4 + 16 * 4 + 256 * 4);
+  CHECK(ck.get("plain.bf16.weight").dtype == kernels::DType::BF16);
+  CHECK(ck.get("ragged.f16.weight").dtype == kernels::DType::F16);
+  CHECK(ck.get("nested_ragged.f32.weight").dtype == kernels::DType::F32);
+  CHECK(ck.get("nested.bf16.weight", {96, 200}).shape == std::vector<int64_t>{96, 200});
+  CHECK_THROWS_WITH(ck.get("nested.bf16.weight", {200, 96}), Catch::Contains("nested.bf16.weight") &&
+                                                                 Catch::Contains("[96, 200]"));
+}
+
+TEST_CASE("a released NF4 weight is dequantized again, and a copy handed out outlives it", "[nf4]") {
+  Checkpoint ck(test::data("nf4-blocks"));
+  const TensorView first = ck.get("nested.bf16.weight");   // holds the buffer through owner
+  const std::vector<uint32_t> before = view_bits(first);
+  ck.release("nested.bf16.weight");
+  CHECK(view_bits(first) == before);
+  const TensorView& again = ck.get("nested.bf16.weight");
+  CHECK(again.data != nullptr);
+  CHECK(view_bits(again) == before);
+}
+
+TEST_CASE("an intact NF4 scratch copy opens", "[nf4]") {
+  ScratchNf4 m;
+  CHECK(m.open() == "opened");
+}
+
+TEST_CASE("NF4: a missing scale or table is refused, naming it", "[nf4]") {
+  for (const char* part : {".absmax", ".quant_map", ".nested_absmax", ".nested_quant_map"}) {
+    ScratchNf4 m;
+    const std::string w = std::string(part).rfind(".nested", 0) == 0 ? "nested.bf16.weight" : "plain.bf16.weight";
+    m.tensors.erase(w + part);
+    CHECK_THROWS_WITH(m.open(), Catch::Contains("missing tensor '" + w + part + "'"));
+  }
+}
+
+TEST_CASE("NF4: a quant state that is not JSON, or lacks a field, is refused, naming it", "[nf4]") {
+  ScratchNf4 m;
+  m.set_state("plain.bf16.weight", "{\"quant_type\": \"nf4\", \"blocksize\"");
+  CHECK_THROWS_WITH(m.open(), Catch::Contains("plain.bf16.weight.quant_state.bitsandbytes__nf4") &&
+                                  Catch::Contains("not JSON"));
+  ScratchNf4 m2;
+  nlohmann::json s = m2.state("ragged.f16.weight");
+  s.erase("blocksize");
+  m2.set_state("ragged.f16.weight", s.dump());
+  CHECK_THROWS_WITH(m2.open(), Catch::Contains("ragged.f16.weight.quant_state") && Catch::Contains("blocksize"));
+  ScratchNf4 m3;
+  s = m3.state("ragged.f16.weight");
+  s["dtype"] = "int8";
+  m3.set_state("ragged.f16.weight", s.dump());
+  CHECK_THROWS_WITH(m3.open(), Catch::Contains("ragged.f16.weight.quant_state") && Catch::Contains("'int8'"));
+}
+
+TEST_CASE("NF4: fp4 weights are refused, naming the tensor", "[nf4]") {
+  ScratchNf4 m;   // the quant state's key names fp4
+  auto node = m.tensors.extract("plain.bf16.weight.quant_state.bitsandbytes__nf4");
+  node.key() = "plain.bf16.weight.quant_state.bitsandbytes__fp4";
+  m.tensors.insert(std::move(node));
+  CHECK_THROWS_WITH(m.open(), Catch::Contains("plain.bf16.weight.quant_state.bitsandbytes__fp4") &&
+                                  Catch::Contains("'fp4' is not supported"));
+  ScratchNf4 m2;  // or only its JSON does
+  nlohmann::json s = m2.state("plain.bf16.weight");
+  s["quant_type"] = "fp4";
+  m2.set_state("plain.bf16.weight", s.dump());
+  CHECK_THROWS_WITH(m2.open(), Catch::Contains("plain.bf16.weight.quant_state") && Catch::Contains("'fp4'"));
+  ScratchNf4 m3;  // or config.json does
+  m3.config["quantization_config"]["bnb_4bit_quant_type"] = "fp4";
+  CHECK_THROWS_WITH(m3.open(), Catch::Contains("config.json") && Catch::Contains("fp4"));
+}
+
+TEST_CASE("NF4: codes or scales that do not match the quant state's shape are refused, naming the tensor", "[nf4]") {
+  ScratchNf4 m;
+  nlohmann::json s = m.state("plain.bf16.weight");
+  s["shape"] = {48, 41};
+  m.set_state("plain.bf16.weight", s.dump());
+  CHECK_THROWS_WITH(m.open(), Catch::Contains("NF4 weight 'plain.bf16.weight'") && Catch::Contains("[48, 41]"));
+  ScratchNf4 m2;   // one scale short
+  auto& a = m2.tensors.at("ragged.f16.weight.absmax");
+  a.data.resize(a.data.size() - 4);
+  a.shape = {a.shape[0] - 1};
+  CHECK_THROWS_WITH(m2.open(), Catch::Contains("ragged.f16.weight.absmax") && Catch::Contains("elements"));
+  ScratchNf4 m3;   // nested codes stored as F32
+  auto& q = m3.tensors.at("nested.bf16.weight.absmax");
+  q.dtype = "F32";
+  q.data.resize(q.data.size() * 4);
+  CHECK_THROWS_WITH(m3.open(), Catch::Contains("nested.bf16.weight.absmax") && Catch::Contains("must be U8"));
+  ScratchNf4 m4;   // packed codes in another storage dtype
+  auto& p = m4.tensors.at("plain.bf16.weight");
+  p.dtype = "F16";
+  p.shape = {p.shape[0] / 2, 1};
+  CHECK_THROWS_WITH(m4.open(), Catch::Contains("NF4 weight 'plain.bf16.weight'") && Catch::Contains("not U8"));
+}
+
+TEST_CASE("NF4: a quant_map other than the NF4 table is refused", "[nf4]") {
+  ScratchNf4 m;
+  auto& t = m.tensors.at("plain.bf16.weight.quant_map");
+  const float v = 0.5f;
+  std::memcpy(t.data.data() + 4 * 3, &v, 4);
+  CHECK_THROWS_WITH(m.open(), Catch::Contains("plain.bf16.weight.quant_map") && Catch::Contains("not the NF4 table"));
+}
+
+TEST_CASE("NF4: a U8 tensor without a quant state is not handed out as weights", "[nf4]") {
+  ScratchNf4 m;
+  m.tensors.erase("plain.bf16.weight.quant_state.bitsandbytes__nf4");
+  CHECK_THROWS_WITH(m.open(), Catch::Contains("'plain.bf16.weight' is U8") &&
+                                  Catch::Contains("plain.bf16.weight.quant_state.bitsandbytes__nf4"));
+}
+
+TEST_CASE("quantization the engine cannot run is refused from config.json", "[nf4]") {
+  ScratchNf4 m;
+  m.config["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
+  CHECK_THROWS_WITH(m.open(), Catch::Contains("config.json") && Catch::Contains("'gptq' is not supported"));
+  ScratchNf4 m2;
+  m2.config["quantization_config"] = {{"quant_method", "bitsandbytes"}, {"load_in_8bit", true}};
+  CHECK_THROWS_WITH(m2.open(), Catch::Contains("config.json") && Catch::Contains("8-bit"));
+}

@@ -17,6 +17,7 @@
 #include "kernels/device.h"
 #include "plan/cost.h"
 #include "plan/model_shape.h"
+#include "plan/quantization.h"
 
 namespace omni::plan {
 
@@ -66,6 +67,8 @@ struct Plan {
     int64_t needed_bytes = 0, free_bytes = 0;
   };
   std::vector<VisionLeftOut> vision_left_out;
+  // The checkpoint's NF4 weights, when `omnid plan` found weights beside config.json.
+  std::optional<QuantizationSummary> quantization;
 
   // The devices holding a vision copy: the primary first, then the other copies in plan order.
   std::vector<kernels::DeviceId> vision_devices() const;

@@ -38,6 +38,7 @@ std::string Plan::json() const {
     for (const auto& v : vision_left_out)
       j["vision_left_out"].push_back({{"device", v.id.str()}, {"needed_bytes", v.needed_bytes}, {"free_bytes", v.free_bytes}});
   }
+  if (quantization) j["quantization"] = quantization->json();
   return j.dump(1);
 }
 
@@ -73,6 +74,7 @@ std::string Plan::table() const {
   for (const auto& v : vision_left_out)
     s << "no vision copy on " << v.id.str() << ": needs " << format_bytes(v.needed_bytes) << ", "
       << format_bytes(std::max<int64_t>(0, v.free_bytes)) << " free\n";
+  if (quantization) s << quantization->line();
   return s.str();
 }
 

@@ -118,3 +118,29 @@ TEST_CASE("omnid dump over several devices writes what one device writes", "[pla
   CHECK(gen("tensor") == gen("one"));
   fs::remove_all(tmp);
 }
+
+TEST_CASE("omnid plan counts a checkpoint's NF4 weights and what dequantizing them costs", "[plan][cli][nf4]") {
+  // tests/data/qwen2-tiny-nf4: 3 layers x 7 linears NF4 (tools/make_nf4_tiny.py), 18 tensors left bf16.
+  const Ran r = omnid("plan --model " + omni::test::data("qwen2-tiny-nf4") + " --devices cpu:0 --context 256 --json");
+  INFO(r.err);
+  REQUIRE(r.rc == 0);
+  const auto q = nlohmann::json::parse(r.out)["quantization"];
+  CHECK(q["format"] == "bitsandbytes-nf4");
+  CHECK(q["nf4_tensors"] == 21);
+  CHECK(q["tensors"] == 39);
+  CHECK(q["dequantized_dtype"] == "BF16");
+  CHECK(q["dequantized_bytes"] == 3 * (64 * 64 * 2 + 32 * 64 * 2 + 160 * 64 * 3) * 2);
+  CHECK(q["largest_dequantized_bytes"] == 160 * 64 * 2);
+  CHECK(q["file_bytes"].get<int64_t>() < q["dequantized_bytes"].get<int64_t>() / 3);
+
+  const Ran t = omnid("plan --model " + omni::test::data("qwen2-tiny-nf4") + " --devices cpu:0 --context 256");
+  REQUIRE(t.rc == 0);
+  CHECK_THAT(t.out, Catch::Contains("quantized: 21 of 39 tensors bitsandbytes NF4") && Catch::Contains("BF16"));
+
+  // An unquantized checkpoint says so in JSON and adds nothing to the table.
+  const Ran u = omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0 --context 256 --json");
+  REQUIRE(u.rc == 0);
+  CHECK(nlohmann::json::parse(u.out)["quantization"]["nf4_tensors"] == 0);
+  CHECK_THAT(omnid("plan --model " + omni::test::data("qwen2-tiny") + " --devices cpu:0 --context 256").out,
+             !Catch::Contains("quantized"));
+}

@@ -153,6 +153,14 @@ void Checkpoint::release(const std::string& name) const {
   q->second.view.owner.reset();
 }
 
+size_t Checkpoint::held_bytes() const {
+  std::lock_guard<std::mutex> lock(nf4_mutex_);
+  size_t n = 0;
+  for (const auto& [name, e] : nf4_)
+    if (e.view.data) n += e.view.bytes;
+  return n;
+}
+
 std::vector<const Nf4Weight*> Checkpoint::nf4_weights() const {
   std::vector<const Nf4Weight*> out;
   for (const auto& [name, e] : nf4_) out.push_back(&e.weight);

@@ -40,6 +40,9 @@ class Checkpoint {
   // Drops an NF4 weight's dequantized copy (a device tensor adopting it keeps it alive
   // through its owner); a later get() dequantizes again. Nothing for other tensors.
   void release(const std::string& name) const;
+  // Bytes of dequantized NF4 copies the checkpoint holds now (not counting copies that
+  // device tensors adopted and keep alive).
+  size_t held_bytes() const;
   // The bitsandbytes NF4 weights, by name, checked when the checkpoint was opened.
   std::vector<const Nf4Weight*> nf4_weights() const;
   // Reads a JSON file of the folder (config.json, preprocessor_config.json, ...).

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/checkpoint.h"
+#include "kernels/device.h"
+#include "model/weight_loader.h"
 #include "util/error.h"
 #include "util/golden.h"
 #include "util/npy.h"
@@ -232,4 +234,46 @@ TEST_CASE("quantization the engine cannot run is refused from config.json", "[nf
   ScratchNf4 m2;
   m2.config["quantization_config"] = {{"quant_method", "bitsandbytes"}, {"load_in_8bit", true}};
   CHECK_THROWS_WITH(m2.open(), Catch::Contains("config.json") && Catch::Contains("8-bit"));
+}
+
+namespace {
+
+std::vector<float> reference(const std::string& w) {
+  return read_npy(test::data("nf4-blocks/" + w + ".npy")).as_float();
+}
+
+}  // namespace
+
+TEST_CASE("the loader releases an NF4 weight's host copy once all of it is on its device", "[nf4][loader]") {
+  Checkpoint ck(test::data("nf4-blocks"));
+  WeightLoader w(ck);
+  auto dev = kernels::make_device({});   // f32 weights: converted, the copy is not kept
+  w.plan("plain.bf16.weight");
+  CHECK(ck.held_bytes() == 0);           // planning reads sizes only
+  kernels::Tensor t = w.load_matrix("plain.bf16.weight", {48, 40}, dev);
+  CHECK(ck.held_bytes() == 0);
+  CHECK(t.to_host() == reference("plain.bf16.weight"));
+
+  // In two shards (tensor parallelism): held until the last shard is loaded.
+  kernels::Tensor top = w.load_matrix_rows("nested.bf16.weight", {96, 200}, 0, 48, dev);
+  CHECK(ck.held_bytes() == 96 * 200 * 2);
+  kernels::Tensor bottom = w.load_matrix_rows("nested.bf16.weight", {96, 200}, 48, 48, dev);
+  CHECK(ck.held_bytes() == 0);
+  std::vector<float> both = top.to_host(), rest = bottom.to_host();
+  both.insert(both.end(), rest.begin(), rest.end());
+  CHECK(both == reference("nested.bf16.weight"));
+}
+
+TEST_CASE("a device tensor adopting an NF4 weight's host copy keeps it after the release", "[nf4][loader]") {
+  Checkpoint ck(test::data("nf4-blocks"));
+  WeightLoader w(ck);
+  auto dev = kernels::make_device({}, 0, kernels::CpuWeights::BF16);   // the weight's own dtype: adopted
+  const void* copy = ck.get("nested.bf16.weight").data;   // dequantized now; the loader takes this copy
+  kernels::Tensor t = w.load_matrix("nested.bf16.weight", {96, 200}, dev);
+  CHECK(ck.held_bytes() == 0);
+  CHECK(t.dtype() == kernels::DType::BF16);
+  CHECK(t.raw() == copy);   // adopted, not copied
+  kernels::Tensor again = w.load_matrix("nested.bf16.weight", {96, 200}, dev);   // dequantized anew
+  CHECK(t.to_host() == reference("nested.bf16.weight"));
+  CHECK(again.to_host() == reference("nested.bf16.weight"));
 }

@@ -1,7 +1,7 @@
 // A bitsandbytes NF4 checkpoint (tests/data/qwen2-tiny-nf4, tools/make_nf4_tiny.py) answers
 // exactly as its twin, the same weights dequantized to bf16 and saved plainly: same logits
-// bit for bit, same greedy tokens, on one device and split over two tensor-parallel ranks
-// (whose shards of each NF4 weight come from one dequantized copy, released after).
+// bit for bit, same greedy tokens, on one device (f32 and bf16 cpu weights) and split over
+// two tensor-parallel ranks (whose shards of each NF4 weight come from one dequantized copy).
 #include <catch2/catch.hpp>
 
 #include "kernels/device.h"
@@ -18,9 +18,9 @@ struct Answers {
   std::vector<int32_t> greedy;
 };
 
-Answers run(const std::string& name, bool tensor_parallel) {
+Answers run(const std::string& name, bool tensor_parallel, kernels::CpuWeights weights = kernels::CpuWeights::F32) {
   auto lm = CausalLm::load(test::data(name), [&](const LlmConfig& cfg) {
-    if (!tensor_parallel) return DecoderPlacement::single(kernels::make_device({}), cfg.n_layers);
+    if (!tensor_parallel) return DecoderPlacement::single(kernels::make_device({}, 0, weights), cfg.n_layers);
     return DecoderPlacement::tensor_parallel({kernels::make_device(kernels::DeviceId::parse("cpu:0")),
                                               kernels::make_device(kernels::DeviceId::parse("cpu:1"))},
                                              cfg.n_layers);
@@ -42,10 +42,12 @@ Answers run(const std::string& name, bool tensor_parallel) {
 }  // namespace
 
 TEST_CASE("an NF4 checkpoint answers as the same weights dequantized to bf16", "[nf4]") {
-  for (bool tp : {false, true}) {
-    INFO((tp ? "tensor parallel over cpu:0, cpu:1" : "one device"));
-    const Answers nf4 = run("qwen2-tiny-nf4", tp);
-    const Answers twin = run("qwen2-tiny-nf4-twin", tp);
+  using kernels::CpuWeights;
+  // f32 weights convert the dequantized copy; bf16 weights adopt it (kept after the release).
+  for (auto [tp, weights] : {std::pair{false, CpuWeights::F32}, {true, CpuWeights::F32}, {false, CpuWeights::BF16}}) {
+    INFO((tp ? "tensor parallel over cpu:0, cpu:1" : "one device") << ", cpu weights " << kernels::to_string(weights));
+    const Answers nf4 = run("qwen2-tiny-nf4", tp, weights);
+    const Answers twin = run("qwen2-tiny-nf4-twin", tp, weights);
     REQUIRE(nf4.logits.size() == twin.logits.size());
     CHECK(nf4.logits == twin.logits);
     CHECK(nf4.greedy == twin.greedy);

@@ -15,6 +15,8 @@
 #include "util/error.h"
 #include "util/golden.h"
 #include "util/npy.h"
+#include "util/safetensors_tensors.h"
+#include "util/tiny_fixtures.h"
 
 using namespace omni;
 namespace fs = std::filesystem;
@@ -42,33 +44,15 @@ std::vector<uint32_t> npy_bits(const std::string& path) {
 
 // A scratch copy of nf4-blocks whose tensors a test rewrites.
 struct ScratchNf4 {
-  struct Entry {
-    std::string dtype;
-    std::vector<int64_t> shape;
-    std::string data;
-  };
   fs::path dir;
-  std::map<std::string, Entry> tensors;
-  nlohmann::json config;
+  test::StTensors tensors = test::read_safetensors(test::data("nf4-blocks/model.safetensors"));
+  nlohmann::json config = nlohmann::json::parse(test::slurp(test::data("nf4-blocks/config.json")));
 
   ScratchNf4() {
     static int counter = 0;
     dir = fs::temp_directory_path() / ("omni-nf4-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     fs::remove_all(dir);
     fs::create_directories(dir);
-    std::ifstream in(test::data("nf4-blocks/model.safetensors"), std::ios::binary);
-    std::string b{std::istreambuf_iterator<char>(in), {}};
-    uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | uint8_t(b[size_t(i)]);
-    nlohmann::json h = nlohmann::json::parse(b.substr(8, n));
-    for (auto it = h.begin(); it != h.end(); ++it) {
-      if (it.key() == "__metadata__") continue;
-      const auto off = it.value()["data_offsets"];
-      tensors[it.key()] = {it.value()["dtype"], it.value()["shape"].get<std::vector<int64_t>>(),
-                           b.substr(8 + n + off[0].get<size_t>(), off[1].get<size_t>() - off[0].get<size_t>())};
-    }
-    std::ifstream c(test::data("nf4-blocks/config.json"));
-    config = nlohmann::json::parse(c);
   }
   ~ScratchNf4() { fs::remove_all(dir); }
 
@@ -76,21 +60,12 @@ struct ScratchNf4 {
     return nlohmann::json::parse(tensors.at(w + ".quant_state.bitsandbytes__nf4").data);
   }
   void set_state(const std::string& w, const std::string& bytes) {
-    Entry& e = tensors.at(w + ".quant_state.bitsandbytes__nf4");
+    test::StTensor& e = tensors.at(w + ".quant_state.bitsandbytes__nf4");
     e.data = bytes;
     e.shape = {int64_t(bytes.size())};
   }
   std::string open() const {
-    nlohmann::json h = nlohmann::json::object();
-    std::string body;
-    for (const auto& [name, e] : tensors) {
-      h[name] = {{"dtype", e.dtype}, {"shape", e.shape}, {"data_offsets", {body.size(), body.size() + e.data.size()}}};
-      body += e.data;
-    }
-    const std::string hs = h.dump();
-    std::string len(8, '\0');
-    for (int i = 0; i < 8; ++i) len[size_t(i)] = char((hs.size() >> (8 * i)) & 0xff);
-    std::ofstream(dir / "model.safetensors", std::ios::binary | std::ios::trunc) << len << hs << body;
+    test::write_safetensors((dir / "model.safetensors").string(), tensors);
     std::ofstream(dir / "config.json", std::ios::trunc) << config.dump();
     Checkpoint ck(dir.string());
     for (const char* w : kWeights) ck.get(w);

@@ -62,7 +62,9 @@ class Checkpoint {
     mutable TensorView view;   // data set while dequantized
   };
   std::map<std::string, Nf4Entry> nf4_;
-  mutable std::mutex nf4_mutex_;   // guards the entries' views: loads may run side by side
+  // Guards the entries' views. A release leaves references got before it dangling; a copy
+  // of the view keeps the data through its owner (the weight loader takes copies).
+  mutable std::mutex nf4_mutex_;
 };
 
 }  // namespace omni

@@ -100,7 +100,7 @@ Tensor WeightLoader::load_matrix_cols(const std::string& name, const std::vector
 
 Tensor WeightLoader::rows(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
                           const std::shared_ptr<kernels::Device>& dev, bool matrix) {
-  const TensorView& t = ckpt_.get(name, shape);
+  const TensorView t = ckpt_.get(name, shape);   // a copy: its owner keeps an NF4 weight's data past a release
   const int64_t n0 = shape.empty() ? 1 : shape[0];
   const int64_t cols = n0 > 0 ? t.numel() / n0 : 0;
   if (first < 0 || count < 0 || first + count > n0)
@@ -117,7 +117,7 @@ Tensor WeightLoader::rows(const std::string& name, const std::vector<int64_t>& s
 
 Tensor WeightLoader::cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first, int64_t count,
                           const std::shared_ptr<kernels::Device>& dev, bool matrix) {
-  const TensorView& t = ckpt_.get(name, shape);
+  const TensorView t = ckpt_.get(name, shape);   // a copy: its owner keeps an NF4 weight's data past a release
   if (shape.size() != 2 || first < 0 || count < 0 || first + count > shape[1])
     throw Error(t.file + ": columns [" + std::to_string(first) + ", " + std::to_string(first + count) +
                 ") outside tensor '" + name + "' " + t.shape_str());

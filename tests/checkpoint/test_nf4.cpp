@@ -252,3 +252,18 @@ TEST_CASE("a device tensor adopting an NF4 weight's host copy keeps it after the
   CHECK(t.to_host() == reference("nested.bf16.weight"));
   CHECK(again.to_host() == reference("nested.bf16.weight"));
 }
+
+TEST_CASE("load progress counts NF4 weights at their dequantized size and ends at 100 %", "[nf4][loader]") {
+  Checkpoint ck(test::data("nf4-blocks"));
+  LoadProgress last;
+  WeightLoader w(ck, [&](const LoadProgress& p) { last = p; });
+  w.plan("plain.bf16.weight");
+  w.plan("ragged.f16.weight");
+  auto dev = kernels::make_device({});
+  w.load_matrix("plain.bf16.weight", {48, 40}, dev);
+  w.load_matrix("ragged.f16.weight", {37, 7}, dev);
+  CHECK(last.total_bytes == 48 * 40 * 2 + 37 * 7 * 2);
+  CHECK(last.done_bytes == last.total_bytes);
+  CHECK(last.done_tensors == 2);
+  CHECK(last.total_tensors == 2);
+}

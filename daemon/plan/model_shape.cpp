@@ -7,6 +7,16 @@
 
 namespace omni::plan {
 
+namespace {
+
+// LlmConfig::from_json has checked the value is one of these three.
+kernels::DType released_dtype(const nlohmann::json& cfg) {
+  const std::string d = cfg.value("torch_dtype", cfg.value("dtype", std::string("float32")));
+  return d == "bfloat16" ? kernels::DType::BF16 : d == "float16" ? kernels::DType::F16 : kernels::DType::F32;
+}
+
+}  // namespace
+
 ModelShape ModelShape::from_dir(const std::string& dir) {
   const std::string path = dir + "/config.json";
   std::ifstream f(path);
@@ -25,6 +35,7 @@ ModelShape ModelShape::from_json(const nlohmann::json& cfg, const std::string& s
   // As ChatModel::load: MiniCPM-V carries Qwen2 fields at the top level.
   const bool vlm = cfg.value("model_type", "") == "minicpmv";
   m.llm = LlmConfig::from_json(cfg, src, vlm ? MiniCpmvVersion::from_config(cfg, src).llm_arch : "");
+  m.released = released_dtype(cfg);
   if (vlm) {
     if (!cfg.contains("vision_config")) throw Error(src + ": MiniCPM-V config without vision_config");
     VisionConfig vc = VisionConfig::from_json(cfg["vision_config"], src + ": vision_config");

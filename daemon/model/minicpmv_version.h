@@ -1,7 +1,9 @@
 #pragma once
-// What differs between the MiniCPM-V releases we run, read from config.json's `version`:
-// the language model's architecture and chat() generation defaults. The vision tower,
-// resampler (for still pictures), slicing and placeholders are shared (docs/models.md).
+// What differs between the MiniCPM-V / MiniCPM-o releases we run, read from config.json's
+// `model_type` and `version`: the language model's architecture, chat() generation defaults,
+// video settings and whether the checkpoint carries audio/speech parts that omnid skips.
+// The vision tower, resampler (for still pictures), slicing and placeholders are shared
+// (docs/models.md).
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,13 +21,19 @@ struct VideoDefaults {
 };
 
 struct MiniCpmvVersion {
+  std::string family;      // "MiniCPM-V", "MiniCPM-o"
   std::string name;        // "2.6", "4.5"
   std::string llm_arch;    // LlmConfig::arch of the language model
   SamplingParams defaults; // chat(sampling=True) settings of that release
   VideoDefaults video;
+  // MiniCPM-o: the checkpoint also holds an audio encoder and a speech decoder, which are
+  // skipped at load (model/omni_parts.h).
+  bool omni = false;
 
-  // From a config.json whose model_type is "minicpmv"; throws naming `source` and the
-  // supported versions when `version` is missing or not one we run.
+  // Whether config.json's model_type is one of the families above ("minicpmv", "minicpmo").
+  static bool applies_to(const nlohmann::json& cfg);
+  // From such a config; throws naming `source`, the field and the supported versions when
+  // `version` is missing or not one we run for that model_type.
   static MiniCpmvVersion from_config(const nlohmann::json& cfg, const std::string& source);
 };
 

@@ -294,10 +294,12 @@ def main():
 
     # Greedy decoding: each new token's embedding appended, the whole sequence run again
     # (the same numbers a KV cache gives).
-    seq, out = emb, []
+    seq, out, margin = emb, [], math.inf
     last = logits[-1]
     for _ in range(GREEDY):
         t = int(torch.argmax(last))
+        top2 = torch.topk(last, 2).values
+        margin = min(margin, float(top2[0] - top2[1]))   # a near tie would make the golden fragile
         out.append(t)
         seq = torch.cat([seq, W["llm.model.embed_tokens.weight"][t][None]])
         last = qwen2_logits(W, cfg, seq)[-1]
@@ -307,7 +309,9 @@ def main():
     np.save(os.path.join(CASE, "golden_vision_embeds.npy"), rows.float().numpy()[None])
     np.save(os.path.join(CASE, "golden_logits.npy"), logits.float().numpy())
     np.save(os.path.join(CASE, "golden_greedy.npy"), np.array(out, np.int32))
-    print("prompt %d tokens, picture %dx%d -> %s patches, greedy %s" % (len(ids), *piece.size, grid, out))
+    assert margin > 1e-3, "greedy step with top-2 logits %g apart" % margin
+    print("prompt %d tokens, picture %dx%d -> %s patches, greedy %s (smallest top-2 gap %.4f)" %
+          (len(ids), *piece.size, grid, out, margin))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include "image/normalize.h"
 #include "kernels/ops.h"
 #include "model/minicpmv_version.h"
+#include "model/omni_parts.h"
 #include "model/sha256.h"
 #include "model/video_frames.h"
 #include "model/vision_encoder.h"
@@ -68,13 +69,14 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   m->ckpt_ = std::make_unique<Checkpoint>(dir);
   const nlohmann::json& cfg = m->ckpt_->config();
   const std::string cfg_path = dir + "/config.json";
-  const bool is_vlm = cfg.value("model_type", "") == "minicpmv";
+  const bool is_vlm = MiniCpmvVersion::applies_to(cfg);   // MiniCPM-V or MiniCPM-o
 
   LlmConfig llm;
   std::string prefix;
   std::optional<MiniCpmvVersion> release;
   if (is_vlm) {
     release = MiniCpmvVersion::from_config(cfg, cfg_path);
+    if (release->omni) OmniParts::check_config(cfg, cfg_path);
     llm = LlmConfig::from_json(cfg, cfg_path, release->llm_arch);
     llm.rope_freq_dtype = "float32";   // see LlmConfig::rope_freq_dtype
     prefix = "llm.";
@@ -84,6 +86,9 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   m->tokenizer_ = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(dir));
   m->template_ = std::make_unique<tok::ChatTemplate>(tok::ChatTemplate::from_model_dir(dir));
 
+  // MiniCPM-o: the audio/speech tensors are only counted from the header here; nothing
+  // below asks the loader for them.
+  if (release && release->omni) spdlog::info("model {}: {}", m->name_, OmniParts::of(*m->ckpt_).summary());
   WeightLoader loader(*m->ckpt_, std::move(progress));
   DecoderPlacement placement = place(llm);
   std::vector<std::shared_ptr<kernels::Device>> vision_devs{placement.vision_device ? placement.vision_device
@@ -92,7 +97,8 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     if (std::find(vision_devs.begin(), vision_devs.end(), d) == vision_devs.end()) vision_devs.push_back(d);
   VisionConfig vc;
   if (is_vlm) {   // every part announced before any loads: progress runs to 100 % once
-    if (!cfg.contains("vision_config")) throw Error(cfg_path + ": MiniCPM-V config without vision_config");
+    if (!cfg.contains("vision_config"))
+      throw Error(cfg_path + ": " + release->family + " config without vision_config");
     vc = VisionConfig::from_json(cfg["vision_config"], cfg_path + ": vision_config");
     if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
     VisionEncoder::plan_weights(loader, vc, "vpm.", "resampler.");

@@ -1,8 +1,9 @@
 #pragma once
-// What differs between the MiniCPM-V releases we run, read from config.json's `version`:
-// the language model's architecture, chat() generation defaults, the placeholder layout
-// and how the released code feeds pieces to the vision tower. One row per release in
-// minicpmv_version.cpp; slicing and the resampler are shared (docs/models.md).
+// What differs between the MiniCPM-V / MiniCPM-o releases we run, read from config.json's
+// `model_type` and `version`: the language model's architecture, chat() generation defaults,
+// video settings, the placeholder layout, how the released code feeds pieces to the vision
+// tower, and whether the checkpoint carries audio/speech parts that omnid skips. One row per
+// release in minicpmv_version.cpp; slicing and the resampler are shared (docs/models.md).
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -32,6 +33,7 @@ enum class VisionInput {
 };
 
 struct MiniCpmvVersion {
+  std::string family;      // "MiniCPM-V", "MiniCPM-o"
   std::string name;        // "2.5", "2.6", "4.5"
   std::string llm_arch;    // LlmConfig::arch of the language model
   SamplingParams defaults; // chat(sampling=True) settings of that release
@@ -44,10 +46,15 @@ struct MiniCpmvVersion {
   // passes attention_mask = ids != 0 (pad_token_id 0); 2.5's generate() gets no mask, so
   // every prompt row is attended (a "!", id 0 in Llama-3, is ordinary text there).
   int32_t pad_id = 0;
+  // MiniCPM-o: the checkpoint also holds an audio encoder and a speech decoder, which are
+  // skipped at load (model/omni_parts.h).
+  bool omni = false;
 
-  // From a config.json whose model_type is "minicpmv"; `version` may be a number or a
-  // string ("2.5" in 2.5's file). Throws naming `source`, the field and the supported
-  // versions when it is missing or not one we run.
+  // Whether config.json's model_type is one of the families above ("minicpmv", "minicpmo").
+  static bool applies_to(const nlohmann::json& cfg);
+  // From such a config; `version` may be a number or a string ("2.5" in 2.5's file). Throws
+  // naming `source`, the field and the supported versions when it is missing or not one we
+  // run for that model_type.
   static MiniCpmvVersion from_config(const nlohmann::json& cfg, const std::string& source);
 };
 

@@ -47,13 +47,19 @@ const templates = [
   // Qwen3 rule, held to Qwen3's own template below, so that case is left out here.
   { name: "minicpmv45", dir: "tests/data/minicpmv45-tiny", cfg: config("tests/data/minicpmv45-tiny/tokenizer_config.json"),
     thinking: [false, true], skip: ["past reasoning"] },
+  // MiniCPM-o 2.6 carries Qwen2.5's template (its LLM's), with that template's default system
+  // turn; the tiny checkpoint (tools/make_minicpmo26_tiny.py) holds it as released.
+  { name: "minicpmo26", dir: "tests/data/minicpmo26-tiny", cfg: config("tests/data/minicpmo26-tiny/tokenizer_config.json"), thinking: [null] },
   { name: "qwen3", dir: "cache:qwen3", cfg: config(".cache/testdata/qwen3/tokenizer_config.json"), thinking: [false] },
   { name: "llama3", dir: "cache:llama3", cfg: config(".cache/testdata/llama3/tokenizer_config.json"), thinking: [null] },
 ];
 
 const bosOf = (cfg) => (typeof cfg.bos_token === "object" && cfg.bos_token ? cfg.bos_token.content : cfg.bos_token) ?? "";
 
-const out = { generator: "tools/render_chat_templates.mjs (@huggingface/jinja 0.5.11)", marker: MARKER, templates: [] };
+// The version that rendered, as installed (0.5.11 wrote the first entries; 0.5.13, the copy in
+// .cache/testdata/node-llama-cpp, renders them alike).
+const jinjaVersion = JSON.parse(readFileSync(path.join(modules, "@huggingface/jinja/package.json"), "utf8")).version;
+const out = { generator: `tools/render_chat_templates.mjs (@huggingface/jinja ${jinjaVersion})`, marker: MARKER, templates: [] };
 for (const t of templates) {
   const tmpl = new Template(t.cfg.chat_template);
   const entry = { name: t.name, dir: t.dir, chat_template: t.cfg.chat_template, bos_token: bosOf(t.cfg), cases: [] };

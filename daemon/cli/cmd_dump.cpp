@@ -2,6 +2,7 @@
 // files, for comparison with reference implementations.
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
@@ -40,7 +41,7 @@ std::vector<int32_t> parse_tokens(const std::string& s) {
 struct DumpArgs {
   std::string model, tokens, out, image, text;
   int generate = 0;
-  int pad_id = 0;
+  std::optional<int> pad_id;   // unset: the model's (ChatModel::pad_id), 0 for --tokens
   DeviceOptions devices;
   VideoOptions video;
 };
@@ -112,7 +113,7 @@ void run_dump_vision(const DumpArgs& a) {
   std::vector<float> logits = prefill(dec, *cache, emb, true);
   write_npy(a.out + "/logits.npy", logits.data(), {emb.rows(), dec.config().vocab});
   if (a.generate > 0) {
-    kernels::Tensor gen_emb = drop_pad_rows(emb, prompt.ids, a.pad_id);
+    kernels::Tensor gen_emb = drop_pad_rows(emb, prompt.ids, a.pad_id.value_or(model->pad_id()));
     auto gen_cache = dec.new_cache(gen_emb.rows() + a.generate + 1);
     SamplingParams greedy;
     greedy.greedy = true;
@@ -140,8 +141,9 @@ void run_dump(const DumpArgs& a) {
   write_npy(a.out + "/logits.npy", logits.data(), {int64_t(ids.size()), dec.config().vocab});
   if (a.generate > 0) {
     // As transformers' generate() with pad_token_id: pad tokens in the prompt are padding.
-    std::vector<int32_t> prompt = drop_pad_tokens(ids, a.pad_id);
-    if (prompt.empty()) throw Error("--tokens: the prompt holds only pad tokens (--pad-id " + std::to_string(a.pad_id) + ")");
+    const int pad_id = a.pad_id.value_or(0);
+    std::vector<int32_t> prompt = drop_pad_tokens(ids, pad_id);
+    if (prompt.empty()) throw Error("--tokens: the prompt holds only pad tokens (--pad-id " + std::to_string(pad_id) + ")");
     auto gen_cache = dec.new_cache(int64_t(prompt.size()) + a.generate + 1);
     SamplingParams greedy;
     greedy.greedy = true;
@@ -164,8 +166,8 @@ void add_dump_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Output folder")->required();
   cmd->add_option("--generate", a->generate, "Greedy tokens to generate after the prompt")->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--pad-id", a->pad_id,
-                  "Prompt tokens with this id are padding for --generate, as in transformers' generate(pad_token_id=...); -1: none")
-      ->capture_default_str();
+                  "Prompt tokens with this id are padding for --generate, as in transformers' generate(pad_token_id=...); "
+                  "-1: none. Default: the model's (0; none for MiniCPM-Llama3-V 2.5, whose generate() has no mask)");
   a->devices.add_to(cmd);
   a->video.add_to(cmd);
   cmd->callback([a] { run_dump(*a); });

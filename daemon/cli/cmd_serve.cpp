@@ -63,6 +63,7 @@ void apply_flags(const ServeArgs& a, server::ServerConfig& c) {
   if (given("--allow-gid")) c.allowed_gids = f.allowed_gids;
   if (given("--socket-group")) c.socket_group = f.socket_group;
   if (given("--threads")) c.threads = f.threads;
+  if (given("--cpu-weights")) c.cpu_weights = f.cpu_weights;
   if (given("--drain-seconds")) c.drain_seconds = f.drain_seconds;
   if (given("--vision-cache-mb")) c.vision_cache_mb = f.vision_cache_mb;
   if (given("--max-image-pixels")) c.max_image_pixels = f.max_image_pixels;
@@ -100,6 +101,7 @@ void serve(const ServeArgs& a) {
   dev.vision_device = cfg.vision_device;
   dev.vision_devices = cfg.vision_devices;
   dev.threads = cfg.threads;
+  dev.cpu_weights = cfg.cpu_weights;
   // The KV pool: kv_cache_tokens, else room for every active request at full length
   // (shared: a request takes blocks as it grows).
   dev.context = cfg.max_context;
@@ -224,6 +226,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--socket-group", f.socket_group,
                   "Group (name or gid) of the socket file, whose members may connect (default: the daemon's group)");
   cmd->add_option("--threads", f.threads, "CPU threads per cpu device (default: the cores shared among the cpu devices)");
+  cmd->add_option("--cpu-weights", f.cpu_weights,
+                  "How cpu devices keep weight matrices: auto (as the checkpoint stores them), f32, bf16 or int8 (Q8_0 blocks)");
   cmd->add_option("--drain-seconds", f.drain_seconds, "On SIGTERM, time running requests get to finish");
   cmd->add_option("--vision-cache-mb", f.vision_cache_mb, "Bound of the picture-embedding cache");
   cmd->add_option("--max-image-pixels", f.max_image_pixels, "Largest picture accepted (pixels)");

@@ -48,6 +48,9 @@ void DeviceOptions::add_to(CLI::App* cmd, bool with_workload) {
                   "(default: every device of the plan with room)");
   cmd->add_option("--threads", threads, "CPU threads per cpu device (default: the cores shared among the cpu devices)")
       ->check(CLI::Range(0, 1024));
+  cmd->add_option("--cpu-weights", cpu_weights,
+                  "How cpu devices keep weight matrices: auto (as the checkpoint stores them), f32, bf16 or int8 (Q8_0 blocks)")
+      ->capture_default_str();
   if (with_workload) {
     cmd->add_option("--context", context, "Tokens per sequence the KV cache is budgeted for")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
     cmd->add_option("--concurrency", concurrency, "Sequences the KV cache is budgeted for")->check(CLI::Range(1, 1 << 16))
@@ -102,6 +105,11 @@ plan::PlanOptions DeviceOptions::plan_options(const LlmConfig& cfg) const {
     }
   if (!vision_device.empty()) o.vision_device = parse_device(vision_device, "vision_device");
   for (const auto& d : split_commas(vision_devices)) o.vision_devices.push_back(parse_device(d, "vision_devices"));
+  try {
+    o.cpu_weights = kernels::parse_cpu_weights(cpu_weights);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("cpu_weights: ") + e.what());
+  }
   o.workload.context = context > 0 ? context : std::min<int64_t>(cfg.max_positions > 0 ? cfg.max_positions : 4096, 4096);
   o.workload.concurrency = concurrency;
   o.workload.kv_tokens = kv_tokens;

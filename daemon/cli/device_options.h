@@ -22,6 +22,7 @@ struct DeviceOptions {
   int concurrency = 1;            // sequences budgeted at once
   int64_t kv_tokens = 0;          // KV pool size; 0: context x concurrency
   int threads = 0;                // CPU threads per cpu device; 0: cores / cpu devices (kernels/cpu/cpu_threads.h)
+  std::string cpu_weights = "auto";   // auto | f32 | bf16 | int8: how cpu devices keep weight matrices (kernels/cpu_weights.h)
 
   // `with_workload` adds --context and --concurrency (serve has its own).
   void add_to(CLI::App* cmd, bool with_workload = true);

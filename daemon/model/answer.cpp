@@ -32,7 +32,7 @@ Answer answer(ChatModel& model, const std::vector<ImageInput>& images, const std
               const AnswerOptions& opt, const std::function<void(const std::string&)>& on_text) {
   Generation gen(&model.tokenizer(), generation_options(model, opt));
   ChatPrompt prompt = model.prepare(images, question, opt.prompt);
-  kernels::Tensor emb = drop_pad_rows(model.embed_prompt(prompt, model.encode_images(prompt)), prompt.ids, opt.pad_id);
+  kernels::Tensor emb = drop_pad_rows(model.embed_prompt(prompt, model.encode_images(prompt)), prompt.ids, opt.pad_id.value_or(model.pad_id()));
   const Decoder& dec = model.decoder();
   auto cache = dec.new_cache(emb.rows() + opt.max_tokens);
   decode(dec, *cache, prefill(dec, *cache, emb, false), gen, on_text);

@@ -3,6 +3,7 @@
 // prefill, decode with streaming text. Used by `omnid run` and `omnid dump`; the
 // daemon's scheduler runs the same steps interleaved across requests.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,9 @@ struct AnswerOptions {
   // a prompt that leaves less room in the context gets what is left instead of a refusal.
   bool max_tokens_fits_context = false;
   std::vector<std::string> stop_strings;
-  int32_t pad_id = 0;   // prompt rows with this id are padding, as in MiniCPM-V's chat()
+  // Prompt rows with this id are padding, as in MiniCPM-V's chat(); -1: none; unset: the
+  // model's (ChatModel::pad_id).
+  std::optional<int32_t> pad_id;
   ipc::PromptOptions prompt;   // slicing and video settings of the prompt
 };
 

@@ -8,6 +8,7 @@
 #include "image/normalize.h"
 #include "kernels/ops.h"
 #include "model/minicpmv_version.h"
+#include "model/omni_parts.h"
 #include "model/sha256.h"
 #include "model/video_frames.h"
 #include "model/vision_encoder.h"
@@ -46,6 +47,16 @@ image::Image raw_rgb(const ImageInput& in, const image::DecodeLimits& lim) {
   return img;
 }
 
+// MiniCPM-Llama3-V 2.5 runs every piece of a request as one strip as long as the longest
+// (VisionInput::padded_strip): the patches of the longest piece among all of them.
+int strip_patches(const std::vector<PreparedImage>& images, int patch) {
+  int64_t n = 0;
+  for (const PreparedImage& im : images)
+    for (const image::Image& piece : im.sliced.pieces)
+      n = std::max<int64_t>(n, int64_t(piece.width / patch) * (piece.height / patch));
+  return int(n);
+}
+
 }  // namespace
 
 std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalLm::PlaceFn& place, ProgressFn progress,
@@ -58,13 +69,14 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   m->ckpt_ = std::make_unique<Checkpoint>(dir);
   const nlohmann::json& cfg = m->ckpt_->config();
   const std::string cfg_path = dir + "/config.json";
-  const bool is_vlm = cfg.value("model_type", "") == "minicpmv";
+  const bool is_vlm = MiniCpmvVersion::applies_to(cfg);   // MiniCPM-V or MiniCPM-o
 
   LlmConfig llm;
   std::string prefix;
   std::optional<MiniCpmvVersion> release;
   if (is_vlm) {
     release = MiniCpmvVersion::from_config(cfg, cfg_path);
+    if (release->omni) OmniParts::check_config(cfg, cfg_path);
     llm = LlmConfig::from_json(cfg, cfg_path, release->llm_arch);
     llm.rope_freq_dtype = "float32";   // see LlmConfig::rope_freq_dtype
     prefix = "llm.";
@@ -74,6 +86,9 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
   m->tokenizer_ = std::make_unique<tok::Tokenizer>(tok::Tokenizer::load(dir));
   m->template_ = std::make_unique<tok::ChatTemplate>(tok::ChatTemplate::from_model_dir(dir));
 
+  // MiniCPM-o: the audio/speech tensors are only counted from the header here; nothing
+  // below asks the loader for them.
+  if (release && release->omni) spdlog::info("model {}: {}", m->name_, OmniParts::of(*m->ckpt_).summary());
   WeightLoader loader(*m->ckpt_, std::move(progress));
   DecoderPlacement placement = place(llm);
   std::vector<std::shared_ptr<kernels::Device>> vision_devs{placement.vision_device ? placement.vision_device
@@ -82,7 +97,8 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     if (std::find(vision_devs.begin(), vision_devs.end(), d) == vision_devs.end()) vision_devs.push_back(d);
   VisionConfig vc;
   if (is_vlm) {   // every part announced before any loads: progress runs to 100 % once
-    if (!cfg.contains("vision_config")) throw Error(cfg_path + ": MiniCPM-V config without vision_config");
+    if (!cfg.contains("vision_config"))
+      throw Error(cfg_path + ": " + release->family + " config without vision_config");
     vc = VisionConfig::from_json(cfg["vision_config"], cfg_path + ": vision_config");
     if (cfg.value("drop_vision_last_layer", false)) vc.n_layers -= 1;
     VisionEncoder::plan_weights(loader, vc, "vpm.", "resampler.");
@@ -109,6 +125,7 @@ std::unique_ptr<ChatModel> ChatModel::load(const std::string& dir, const CausalL
     m->slice_end_id_ = require_token(*m->tokenizer_, t.slice_end, dir);
     m->defaults_ = release->defaults;
     m->video_defaults_ = release->video;
+    m->release_ = release;
   }
   // Stop at <|im_end|> and <|endoftext|> (MiniCPM-V's terminators) or the config's eos.
   m->stop_ids_ = llm.eos_ids;
@@ -134,6 +151,9 @@ std::vector<PreparedMedia> ChatModel::prepare_images(const std::vector<ImageInpu
   for (const ImageInput& in : images) {
     check(in);
     if (in.video) {
+      if (release_ && !release_->video_supported)
+        throw Error(in.name + ": MiniCPM-V " + release_->name + " has no video input in its release",
+                    ipc::ErrorCode::bad_message);
       out.push_back(prepare_video(in, video_settings(video_defaults_, options), pre_.slice, options_.video_limits,
                                   interrupted));
       continue;
@@ -166,7 +186,9 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std
   if (!media.empty() && !has_vision())
     throw Error("model " + name_ + " has no vision tower: it cannot take pictures or videos",
                 ipc::ErrorCode::bad_message);
-  const bool use_image_id = options.use_image_id.value_or(pre_.use_image_id);
+  // Image ids only where the release's processor has them (not 2.5).
+  const bool use_image_id = (!release_ || release_->image_ids) && options.use_image_id.value_or(pre_.use_image_id);
+  const image::PlaceholderSchema schema = release_ ? release_->placeholders : image::PlaceholderSchema::slice_per_piece;
   ChatPrompt p;
   // chat(): a turn's items joined with "\n", each picture a marker that the processor then
   // replaces with the picture's placeholder, numbered in the order they appear. Here the
@@ -188,7 +210,7 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std
       if (!item.video) {
         PreparedImage& im = item.units.front();
         m.content.push_back({image::image_placeholder(markers, im.sliced, pre_.image_feature_size, use_image_id,
-                                                      pre_.tokens),
+                                                      pre_.tokens, schema),
                              false});
         ++markers;
         p.images.push_back(std::move(im));   // in the order of appearance, as the rows are
@@ -201,8 +223,8 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std
       for (size_t u = 0; u < item.units.size(); ++u) {
         PreparedImage& im = item.units[u];
         if (u) m.content.push_back({"\n", false});
-        m.content.push_back({image::image_placeholder(markers, im.sliced, pre_.image_feature_size, false, pre_.tokens),
-                             false});
+        m.content.push_back(
+            {image::image_placeholder(markers, im.sliced, pre_.image_feature_size, false, pre_.tokens, schema), false});
         markers += im.frames();
         p.images.push_back(std::move(im));
       }
@@ -230,6 +252,12 @@ ChatPrompt ChatModel::prepare_prompt(std::vector<PreparedMedia> media, const std
       }
     }
   }
+  // 2.5: a picture's rows depend on the request's longest piece, so that length is part of
+  // the picture's identity (vision cache, KV prefix reuse).
+  if (release_ && release_->vision_input == VisionInput::padded_strip) {
+    const std::string strip = "/strip" + std::to_string(strip_patches(p.images, pre_.slice.patch_size));
+    for (PreparedImage& im : p.images) im.cache_key += strip;
+  }
   size_t runs = 0;
   for (const auto& im : p.images) runs += im.runs();
   if (p.bounds.size() != runs)
@@ -256,6 +284,9 @@ std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const 
   std::vector<std::pair<size_t, std::shared_ptr<VisionEmbeds>>> fresh;   // picture, its rows to be
   std::vector<VisionUnit> units;
   const size_t unit_rows = size_t(pre_.image_feature_size) * size_t(config().hidden);
+  const int strip = release_ && release_->vision_input == VisionInput::padded_strip
+                        ? strip_patches(prompt.images, pre_.slice.patch_size)
+                        : 0;
   for (size_t i = 0; i < prompt.images.size(); ++i) {
     const PreparedImage& im = prompt.images[i];
     if (skip && i < skip->size() && (*skip)[i]) continue;
@@ -271,8 +302,10 @@ std::vector<std::shared_ptr<const VisionEmbeds>> ChatModel::encode_images(const 
     e->rows_per_piece = pre_.image_feature_size;
     e->width = config().hidden;
     e->data.resize(im.runs() * unit_rows);
-    for (VisionUnit& u : VisionEncoder::units_of(im.sliced.pieces, im.temporal_ids, e->data.data(), unit_rows))
+    for (VisionUnit& u : VisionEncoder::units_of(im.sliced.pieces, im.temporal_ids, e->data.data(), unit_rows)) {
+      u.strip_patches = strip;
       units.push_back(std::move(u));
+    }
     out[i] = e;
     fresh.emplace_back(i, std::move(e));
   }

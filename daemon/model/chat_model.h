@@ -146,6 +146,10 @@ class ChatModel {
 
   std::vector<int32_t> stop_ids() const { return stop_ids_; }
   SamplingParams default_sampling() const { return defaults_; }
+  // Prompt rows with this id are padding for generation (drop_pad_rows), -1 for none: the
+  // release's (MiniCpmvVersion::pad_id), 0 for a plain LLM as transformers' generate() with
+  // pad_token_id 0 and an attention mask.
+  int32_t pad_id() const { return release_ ? release_->pad_id : 0; }
 
  private:
   ChatModel() = default;
@@ -157,6 +161,7 @@ class ChatModel {
   ChatModelOptions options_;
   // Vision (MiniCPM-V only).
   image::PreprocessorConfig pre_;
+  std::optional<MiniCpmvVersion> release_;
   VideoDefaults video_defaults_;
   std::unique_ptr<VisionEncoder> encoder_;   // the tower and resampler on each vision device
   std::mutex vision_mu_;   // the tower's scratch is per call, but one encode at a time keeps memory bounded

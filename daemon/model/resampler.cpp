@@ -107,7 +107,7 @@ Resampler::Resampler(WeightLoader& w, int embed_dim, int kv_dim, int num_queries
     std::vector<float> p = proj.to_host(), t(p.size());
     for (int64_t i = 0; i < D; ++i)
       for (int64_t j = 0; j < D; ++j) t[size_t(j * D + i)] = p[size_t(i * D + j)];
-    proj_t_ = Tensor::from_host(dev_, dev_->weight_dtype(kernels::DType::F32), {D, D}, t.data());   // a matrix too
+    proj_t_ = Tensor::from_host(dev_, dev_->weight_dtype(w.released_dtype(prefix + "proj")), {D, D}, t.data());   // a matrix too
   }
 
   // The queries do not depend on the piece: q = ln_q(query) W_qᵀ + b_q, once.

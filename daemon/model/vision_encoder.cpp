@@ -78,8 +78,12 @@ void VisionEncoder::encode(const Copy& c, const VisionUnit& u, kernels::TurnLock
   std::vector<float> rows;
   if (!u.temporal_ids) {
     auto t = turn();
-    kernels::Tensor feats = c.tower->encode(px.front(), first.height, first.width);
-    rows = c.resampler->forward(feats, first.height / ps, first.width / ps).to_host();
+    const int h = first.height / ps, w = first.width / ps;
+    kernels::Tensor feats = u.strip_patches > 0
+                                ? c.tower->encode_strip(px.front(), first.height, first.width, u.strip_patches)
+                                      .rows_view(0, int64_t(h) * w)
+                                : c.tower->encode(px.front(), first.height, first.width);
+    rows = c.resampler->forward(feats, h, w).to_host();
   } else {
     std::vector<kernels::Tensor> xs;
     for (size_t f = 0; f < px.size(); ++f) {

@@ -29,6 +29,9 @@ struct VisionUnit {
   std::vector<const image::Image*> pieces;            // one, or one per frame
   const std::vector<int32_t>* temporal_ids = nullptr;  // set: a frame group (Resampler::forward_frames)
   float* out = nullptr;                                // query_num x embed_dim floats on the host
+  // > 0: the tower runs the piece as a strip this many patches long (MiniCPM-Llama3-V 2.5,
+  // VisionTower::encode_strip), and the resampler reads the piece's own rows of it.
+  int strip_patches = 0;
 };
 
 class VisionEncoder {

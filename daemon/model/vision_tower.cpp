@@ -116,7 +116,7 @@ VisionTower::VisionTower(WeightLoader& w, const VisionConfig& cfg, const std::st
   post_ln_b_ = w.load(prefix + "post_layernorm.bias", {H}, dev_);
 }
 
-Tensor VisionTower::encode(const std::vector<float>& pixels, int height, int width) const {
+void VisionTower::check_piece(const std::vector<float>& pixels, int height, int width) const {
   const int P = cfg_.patch_size;
   if (height <= 0 || width <= 0 || height % P || width % P)
     throw Error("vision tower: image piece " + std::to_string(height) + "x" + std::to_string(width) +
@@ -125,10 +125,12 @@ Tensor VisionTower::encode(const std::vector<float>& pixels, int height, int wid
     throw Error("vision tower: got " + std::to_string(pixels.size()) + " pixel values for a 3x" +
                 std::to_string(height) + "x" + std::to_string(width) + " piece (expected " +
                 std::to_string(size_t(3) * size_t(height) * size_t(width)) + ")");
-  const int gh = height / P, gw = width / P;
-  const int64_t L = int64_t(gh) * gw, H = cfg_.hidden, K = 3 * int64_t(P) * P;
+}
 
-  // Host side: gather patches row-major over the grid, each flattened as (c, ky, kx).
+std::vector<float> VisionTower::gather_patches(const std::vector<float>& pixels, int height, int width) const {
+  const int P = cfg_.patch_size, gh = height / P, gw = width / P;
+  const int64_t L = int64_t(gh) * gw, K = 3 * int64_t(P) * P;
+  // Patches row-major over the grid, each flattened as (c, ky, kx).
   std::vector<float> patches(size_t(L * K));
   for (int ph = 0; ph < gh; ++ph)
     for (int pw = 0; pw < gw; ++pw) {
@@ -139,7 +141,31 @@ Tensor VisionTower::encode(const std::vector<float>& pixels, int height, int wid
           for (int kx = 0; kx < P; ++kx) *dst++ = src[kx];
         }
     }
-  const std::vector<int32_t> ids = navit_position_ids(gh, gw, cfg_.patches_per_side());
+  return patches;
+}
+
+Tensor VisionTower::encode(const std::vector<float>& pixels, int height, int width) const {
+  check_piece(pixels, height, width);
+  const int P = cfg_.patch_size, gh = height / P, gw = width / P;
+  return run(gather_patches(pixels, height, width), navit_position_ids(gh, gw, cfg_.patches_per_side()),
+             int64_t(gh) * gw);
+}
+
+Tensor VisionTower::encode_strip(const std::vector<float>& pixels, int height, int width, int strip_patches) const {
+  check_piece(pixels, height, width);
+  const int P = cfg_.patch_size;
+  const int64_t L = int64_t(height / P) * (width / P), K = 3 * int64_t(P) * P;
+  if (strip_patches < L)
+    throw Error("vision tower: a strip of " + std::to_string(strip_patches) + " patches cannot hold a piece of " +
+                std::to_string(L));
+  std::vector<float> patches = gather_patches(pixels, height, width);
+  patches.resize(size_t(strip_patches) * size_t(K), 0.0f);   // padding: zero pixels, as pad_sequence writes
+  return run(patches, navit_position_ids(1, strip_patches, cfg_.patches_per_side()), strip_patches);
+}
+
+Tensor VisionTower::run(const std::vector<float>& patches, const std::vector<int32_t>& ids, int64_t L) const {
+  const int P = cfg_.patch_size;
+  const int64_t H = cfg_.hidden, K = 3 * int64_t(P) * P;
 
   kernels::Ops& ops = dev_->ops();
   const kernels::DType dt = dev_->compute_dtype();

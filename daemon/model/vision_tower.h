@@ -33,8 +33,19 @@ class VisionTower {
   // width multiples of patch_size. Returns the post-layernorm last hidden state
   // [L, hidden] on the device, L = (height/patch)·(width/patch), patches row-major.
   kernels::Tensor encode(const std::vector<float>& pixels_chw, int height, int width) const;
+  // MiniCPM-Llama3-V 2.5's vision call (MiniCpmvVersion::VisionInput::padded_strip): the
+  // piece's patches, row-major, then zero patches up to `strip_patches`, run as one 1 x
+  // strip_patches grid (position ids navit_position_ids(1, strip_patches, n)) with every
+  // key attended. Returns [strip_patches, hidden]; rows past the piece's own patches are
+  // what the reference computes for padding (its resampler masks them).
+  kernels::Tensor encode_strip(const std::vector<float>& pixels_chw, int height, int width, int strip_patches) const;
 
  private:
+  void check_piece(const std::vector<float>& pixels_chw, int height, int width) const;
+  std::vector<float> gather_patches(const std::vector<float>& pixels_chw, int height, int width) const;
+  // The tower over L patches [L, 3·patch²] with their position ids.
+  kernels::Tensor run(const std::vector<float>& patches, const std::vector<int32_t>& ids, int64_t L) const;
+
   struct Layer {
     kernels::Tensor ln1_w, ln1_b, wq, bq, wk, bk, wv, bv, wo, bo, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };

@@ -49,6 +49,8 @@ class WeightLoader {
                                    int64_t count, const std::shared_ptr<kernels::Device>& dev);
   kernels::Tensor load_matrix_cols(const std::string& name, const std::vector<int64_t>& shape, int64_t first,
                                    int64_t count, const std::shared_ptr<kernels::Device>& dev);
+  // The dtype the checkpoint stores `name` in (for a matrix rebuilt before upload).
+  kernels::DType released_dtype(const std::string& name) const { return ckpt_.get(name).dtype; }
 
  private:
   // Counts each checkpoint tensor once and its bytes at most once, however many devices

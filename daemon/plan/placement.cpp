@@ -12,7 +12,7 @@ DecoderPlacement make_placement(const Plan& plan) {
     auto& d = made[id.str()];
     if (!d) {
       const auto cap = plan.max_memory.find(id.str());
-      d = kernels::make_device(id, cap == plan.max_memory.end() ? 0 : size_t(cap->second));
+      d = kernels::make_device(id, cap == plan.max_memory.end() ? 0 : size_t(cap->second), plan.cpu_weights);
     }
     return d;
   };

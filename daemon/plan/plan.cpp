@@ -83,9 +83,10 @@ class Planner {
   Plan pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay) const;
   Plan tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) const;
   // The vision tower and resampler on `d`: components, weights, workspace, cost.
-  void add_vision(DevicePlan& d, int64_t& weights, int64_t& ws) const;
+  void add_vision(DevicePlan& d, Params& weights, int64_t& ws) const;
   // Element counts to bytes in d's dtype, and what d offers.
-  void set_bytes(DevicePlan& d, int64_t weights, int64_t kv, int64_t ws) const;
+  void set_bytes(DevicePlan& d, const Params& weights, int64_t kv, int64_t ws) const;
+  int64_t bytes(const Params& p, const DeviceId& id) const { return param_bytes(p, id, o_.cpu_weights, m_.released); }
   Plan pipeline(const std::vector<DeviceId>& ids);
   Plan tensor(const std::vector<DeviceId>& ids);
   std::vector<int> balanced_counts(const std::vector<DeviceId>& ids, int vision_entry, bool check_memory) const;
@@ -190,7 +191,8 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
     DevicePlan d;
     d.id = ids[e];
     const int n = lay.counts[e];
-    int64_t weights = 0, kv = 0, ws = 0;
+    Params weights;
+    int64_t kv = 0, ws = 0;
     if (n > 0) {
       d.first_layer = layer;
       d.last_layer = layer + n - 1;
@@ -209,7 +211,7 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
       d.components.push_back("lm_head");
       // Tied embeddings share the table when head and embed sit together.
       const bool shared = m_.llm.tie_embeddings && ids[size_t(first)] == d.id;
-      weights += cm_.final_norm_params() + (shared ? 0 : cm_.lm_head_params());
+      weights += cm_.final_norm_params() + (shared ? Params{} : cm_.lm_head_params());
       ws += cm_.head_workspace_elems();
       d.cost += cm_.lm_head_cost();
     }
@@ -218,23 +220,25 @@ Plan Planner::pipeline_plan(const std::vector<DeviceId>& ids, const Layout& lay)
     p.devices.push_back(std::move(d));
   }
   p.max_memory = o_.max_memory;
+  p.cpu_weights = o_.cpu_weights;
+  p.cpu_matrix_dtype = kernels::cpu_weight_dtype(o_.cpu_weights, m_.released);
   p.kv_blocks = o_.workload.kv_blocks();
   return p;
 }
 
-void Planner::add_vision(DevicePlan& d, int64_t& weights, int64_t& ws) const {
+void Planner::add_vision(DevicePlan& d, Params& weights, int64_t& ws) const {
   d.components.push_back("vision");
   d.components.push_back("resampler");
-  d.vision_bytes = (cm_.vision_params() + cm_.resampler_params() + std::max<int64_t>(0, cm_.vision_workspace_elems() - ws)) *
-                   elem_bytes(d.id);
+  d.vision_bytes = bytes(cm_.vision_params() + cm_.resampler_params(), d.id) +
+                   std::max<int64_t>(0, cm_.vision_workspace_elems() - ws) * elem_bytes(d.id);
   weights += cm_.vision_params() + cm_.resampler_params();
   ws = std::max(ws, cm_.vision_workspace_elems());
   d.cost += cm_.vision_cost();
 }
 
-void Planner::set_bytes(DevicePlan& d, int64_t weights, int64_t kv, int64_t ws) const {
+void Planner::set_bytes(DevicePlan& d, const Params& weights, int64_t kv, int64_t ws) const {
   const int64_t eb = elem_bytes(d.id);
-  d.weight_bytes = weights * eb;
+  d.weight_bytes = bytes(weights, d.id);
   d.kv_bytes = kv * eb;
   d.workspace_bytes = ws * eb;
   d.available_bytes = avail_.at(d.id.str());
@@ -251,11 +255,12 @@ Plan Planner::tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) co
     d.id = ids[size_t(r)];
     d.first_layer = 0;
     d.last_layer = N - 1;
-    int64_t weights = N * cm_.layer_params(tp), ws = cm_.layer_workspace_elems(tp);
+    Params weights = N * cm_.layer_params(tp);
+    int64_t ws = cm_.layer_workspace_elems(tp);
     d.cost = N * cm_.layer_cost(tp);
     if (r == 0) {   // embeddings, final norm and lm_head stay whole on rank 0
       d.components = {"embed", "final_norm", "lm_head"};
-      weights += cm_.embed_params() + cm_.final_norm_params() + (m_.llm.tie_embeddings ? 0 : cm_.lm_head_params());
+      weights += cm_.embed_params() + cm_.final_norm_params() + (m_.llm.tie_embeddings ? Params{} : cm_.lm_head_params());
       ws += cm_.head_workspace_elems();
       d.cost += cm_.lm_head_cost();
     }
@@ -264,6 +269,8 @@ Plan Planner::tensor_plan(const std::vector<DeviceId>& ids, int vision_entry) co
     p.devices.push_back(std::move(d));
   }
   p.max_memory = o_.max_memory;
+  p.cpu_weights = o_.cpu_weights;
+  p.cpu_matrix_dtype = kernels::cpu_weight_dtype(o_.cpu_weights, m_.released);
   p.kv_blocks = o_.workload.kv_blocks();
   return p;
 }
@@ -438,7 +445,7 @@ void Planner::add_vision_copies(Plan& p) const {
     if (e < 0) {
       DevicePlan d;
       d.id = id;
-      set_bytes(d, 0, 0, 0);
+      set_bytes(d, {}, 0, 0);
       p.devices.push_back(std::move(d));
       e = int(p.devices.size()) - 1;
     }
@@ -447,7 +454,7 @@ void Planner::add_vision_copies(Plan& p) const {
     // keep: a copy takes the device's turn lock per piece, as the primary does, so the two
     // scratch spaces are not live together.
     const int64_t eb = elem_bytes(id);
-    const int64_t weights = (cm_.vision_params() + cm_.resampler_params()) * eb;
+    const int64_t weights = bytes(cm_.vision_params() + cm_.resampler_params(), id);
     const int64_t ws = std::max<int64_t>(0, cm_.vision_workspace_elems() * eb - d.workspace_bytes);
     const int64_t free = p.free_after_load(size_t(e));
     if (weights + ws > free) {

@@ -36,6 +36,9 @@ struct PlanOptions {
   // and the primary copy goes to one of them.
   std::vector<kernels::DeviceId> vision_devices;
   Workload workload;
+  // How cpu devices keep weight matrices (kernels/cpu_weights.h): the bytes counted and
+  // what the devices are made with.
+  kernels::CpuWeights cpu_weights = kernels::CpuWeights::F32;
   // What a device offers when no cap is given; default asks the device (cudaMemGetInfo, host memory).
   std::function<int64_t(const kernels::DeviceId&)> device_memory;
 };
@@ -59,6 +62,8 @@ struct Plan {
   int n_layers = 0;
   std::vector<DevicePlan> devices;          // one per listed device, in order
   std::map<std::string, int64_t> max_memory;   // the caps the devices are made with
+  kernels::CpuWeights cpu_weights = kernels::CpuWeights::F32;   // what cpu devices are made with
+  kernels::DType cpu_matrix_dtype = kernels::DType::F32;      // what that keeps this model's matrices in
   int64_t kv_blocks = 0;                    // the KV pool every device holds its layers of
   // Devices of vision_devices (or of the plan, by default) left without a copy for want of
   // room, with what a copy needs there and what is free: for `omnid plan` to say why.
@@ -77,6 +82,7 @@ struct Plan {
   int64_t free_after_load(size_t i) const;
   std::string json() const;
   std::string table() const;
+  bool has_cpu() const;   // any cpu device among the entries
 };
 
 // Plans, or throws omni::Error: contradictory options with the reason, or a model that

@@ -9,10 +9,15 @@
 
 namespace omni::plan {
 
+bool Plan::has_cpu() const {
+  return std::any_of(devices.begin(), devices.end(), [](const DevicePlan& d) { return d.id.kind == kernels::DeviceId::Kind::CPU; });
+}
+
 std::string Plan::json() const {
   nlohmann::json j;
   j["parallel"] = to_string(parallel);
   j["kv_cache"] = {{"block_tokens", kBlockTokens}, {"blocks", kv_blocks}, {"tokens", kv_blocks * kBlockTokens}};
+  if (has_cpu()) j["cpu_weights"] = {{"setting", kernels::to_string(cpu_weights)}, {"dtype", kernels::dtype_name(cpu_matrix_dtype)}};
   j["devices"] = nlohmann::json::array();
   for (size_t i = 0; i < devices.size(); ++i) {
     const auto& d = devices[i];
@@ -47,6 +52,9 @@ std::string Plan::table() const {
   s << "parallel: " << to_string(parallel) << "\n";
   s << "kv cache: " << kv_blocks << " blocks of " << kBlockTokens << " tokens (" << kv_blocks * kBlockTokens
     << " tokens, shared by all sequences)\n";
+  if (has_cpu())
+    s << "cpu weights: " << kernels::dtype_name(cpu_matrix_dtype) << " matrices (cpu_weights = " << kernels::to_string(cpu_weights)
+      << "), norms, KV cache and activations f32\n";
   char line[512];
   std::snprintf(line, sizeof line, "%-8s %-12s %-12s %-12s %-12s %-12s %-12s %s\n", "device", "layers", "weights", "kv cache",
                 "workspace", "available", "free after", "components");

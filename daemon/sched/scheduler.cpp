@@ -280,7 +280,7 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
       pictures = std::move(w.decoding->images);
     }
     ChatPrompt prompt = model_.prepare_prompt(std::move(pictures), a->req.messages, a->req.prompt);
-    a->rows = PrefixHasher::for_prompt(prompt, o.pad_id);
+    a->rows = PrefixHasher::for_prompt(prompt, o.pad_id.value_or(model_.pad_id()));
     const int64_t n = a->rows.rows();
     if (n == 0) throw Error("the prompt holds only padding tokens", ipc::ErrorCode::bad_message);
     a->result.prompt_tokens = uint32_t(n);
@@ -317,7 +317,7 @@ std::unique_ptr<Scheduler::Active> Scheduler::prepare(Waiting w) {
         model_.encode_images(prompt, &vision_dev.exec_mutex(), &skip, decode_interrupt(a->ticket, a->req.deadline));
     {
       std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
-      a->prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id);
+      a->prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, o.pad_id.value_or(model_.pad_id()));
     }
     a->prompt_rows = n;
     return a;
@@ -351,7 +351,8 @@ void Scheduler::resume(Active& a) {
                             a.req.messages, a.req.prompt);
   auto vision = model_.encode_images(prompt, &vision_dev.exec_mutex(), nullptr, decode_interrupt(a.ticket, a.req.deadline));
   std::lock_guard<kernels::TurnLock> lock(embed_dev.exec_mutex());
-  a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids, a.req.options.pad_id);
+  a.prompt = drop_pad_rows(model_.embed_prompt(prompt, vision), prompt.ids,
+                           a.req.options.pad_id.value_or(model_.pad_id()));
   a.stale_rows = 0;
 }
 

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <set>
 
+#include "kernels/cpu_weights.h"
 #include "util/error.h"
 
 namespace omni::server {
@@ -96,7 +97,7 @@ void ServerConfig::load_toml(const std::string& path) {
       "use_multi_gpu", "enable_thinking", "parallel", "max_memory", "split", "vision_device", "vision_devices", "kv_cache_tokens",
       "prefix_cache", "http_listen", "api_key", "api_key_file", "allowed_image_dirs", "http_max_connections",
       "http_max_header_bytes", "http_max_body_bytes", "http_header_timeout_seconds", "http_body_timeout_seconds",
-      "http_idle_timeout_seconds", "socket_group", "allow_root", "threads"};
+      "http_idle_timeout_seconds", "socket_group", "allow_root", "threads", "cpu_weights"};
   for (const auto& [k, v] : t)
     if (!known.count(std::string(k.str()))) throw UsageError(path + ": unknown setting '" + std::string(k.str()) + "'");
   get(t, "model", model, path);
@@ -110,6 +111,7 @@ void ServerConfig::load_toml(const std::string& path) {
   get(t, "socket_group", socket_group, path);
   get(t, "allow_root", allow_root, path);
   get(t, "threads", threads, path);
+  get(t, "cpu_weights", cpu_weights, path);
   get(t, "devices", devices, path);
   get(t, "use_multi_gpu", use_multi_gpu, path);
   get(t, "parallel", parallel, path);
@@ -167,6 +169,11 @@ void ServerConfig::validate() const {
   if (socket_mode > 0777) throw UsageError("serve: socket_mode must be an octal permission such as 0660");
   socket_gid();   // throws naming an unknown group
   if (threads < 0 || threads > 1024) throw UsageError("serve: threads must be 0 (the default) or 1..1024");
+  try {
+    kernels::parse_cpu_weights(cpu_weights);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("serve: cpu_weights: ") + e.what());
+  }
   if (!http_listen.empty()) parse_listen_address(http_listen);   // throws naming it
   if (!api_key.empty() && !api_key_file.empty())
     throw UsageError("serve: set api_key or api_key_file, not both");

@@ -19,6 +19,7 @@ struct ServerConfig {
   std::string socket_group;
   bool allow_root = true;                 // uid 0 may connect (operators: omni status)
   int threads = 0;                        // CPU threads per cpu device; 0: the measured default
+  std::string cpu_weights = "auto";       // how cpu devices keep weight matrices (kernels/cpu_weights.h)
   // Placement (docs/parallelism.md). devices empty: discovered (every CUDA device, else cpu:0).
   std::string devices;
   bool use_multi_gpu = true;

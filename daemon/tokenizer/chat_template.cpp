@@ -42,16 +42,18 @@ std::string pick_template(const nlohmann::json& t, const std::string& where) {
 }
 
 // The default system text of a ChatML template: the literal between
-// "<|im_start|>system\n" and "<|im_end|>", when it is plain text.
+// "<|im_start|>system\n" and "<|im_end|>", when it is plain text. Every opening is tried:
+// Qwen2.5's template (MiniCPM-o 2.6) opens a system turn for tools first, whose body is
+// the messages' own, and only then writes its default.
 std::string default_system(const std::string& t) {
   for (const char* open_c : {"<|im_start|>system\n", "<|im_start|>system\\n"}) {
     const std::string open = open_c;
-    const auto b = t.find(open);
-    if (b == std::string::npos) continue;
-    const auto e = t.find("<|im_end|>", b + open.size());
-    if (e == std::string::npos) continue;
-    const std::string body = t.substr(b + open.size(), e - b - open.size());
-    if (body.find_first_of("{}'\"+") == std::string::npos) return body;
+    for (auto b = t.find(open); b != std::string::npos; b = t.find(open, b + open.size())) {
+      const auto e = t.find("<|im_end|>", b + open.size());
+      if (e == std::string::npos) break;
+      const std::string body = t.substr(b + open.size(), e - b - open.size());
+      if (body.find_first_of("{}'\"+") == std::string::npos) return body;
+    }
   }
   return {};
 }

@@ -10,14 +10,7 @@ namespace omni::kernels {
 CpuDevice::CpuDevice(int index, size_t budget_bytes, CpuWeights weights)
     : index_(index), budget_(budget_bytes), weights_(weights) {}
 
-DType CpuDevice::weight_dtype(DType released) const {
-  switch (weights_) {
-    case CpuWeights::F32: return DType::F32;
-    case CpuWeights::BF16: return released == DType::F16 ? DType::F16 : DType::BF16;
-    case CpuWeights::Int8: return DType::Q8_0;
-  }
-  return DType::F32;
-}
+DType CpuDevice::weight_dtype(DType released) const { return cpu_weight_dtype(weights_, released); }
 
 bool CpuDevice::adopt_host(size_t bytes) {
   const size_t prev = used_.fetch_add(bytes);

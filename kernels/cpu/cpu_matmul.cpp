@@ -31,8 +31,10 @@ void small_batch(const float* x, int64_t M, int64_t K, const Tensor& w, const fl
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && N * K * M >= (1 << 16))
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t end = std::min(N, (c + 1) * kRowChunk);
-    for (int64_t n = c * kRowChunk; n < end; ++n)
-      for (int64_t m0 = 0; m0 < M; m0 += kMaxDotRows) {
+    // x rows outside, weight rows inside: a group of x rows stays in L1 while the chunk's
+    // weight rows (from memory once, then from L2) pass it.
+    for (int64_t m0 = 0; m0 < M; m0 += kMaxDotRows)
+      for (int64_t n = c * kRowChunk; n < end; ++n) {
         const int rows = int(std::min<int64_t>(kMaxDotRows, M - m0));
         float out[kMaxDotRows];
         dot(wb + size_t(n) * rb, x + m0 * K, K, rows, K, out);
@@ -77,7 +79,7 @@ void cpu_matmul_path(const float* x, int64_t M, int64_t K, const Tensor& w, cons
 }
 
 void cpu_matmul(const float* x, int64_t M, int64_t K, const Tensor& w, const float* bias, float* y) {
-  cpu_matmul_path(x, M, K, w, bias, y, M <= kSmallBatchRows);
+  cpu_matmul_path(x, M, K, w, bias, y, M <= small_batch_rows(w.dtype()));
 }
 
 }  // namespace omni::kernels

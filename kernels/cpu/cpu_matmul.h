@@ -1,7 +1,7 @@
 #pragma once
 // The CPU's linear layer for every weight dtype a cpu device keeps (kernels/cpu_weights.h):
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N]), x and y float32, w F32, BF16, F16 or Q8_0.
-//   - M <= kSmallBatchRows (decode: one row per sequence): each weight row is read once,
+//   - M <= small_batch_rows(w's dtype) (decode: one row per sequence): each weight row is read once,
 //     widened in registers and dotted with every x row (kernels/cpu/simd/row_dots.h), the
 //     rows of w split among the device's threads. Bound by reading the weights.
 //   - larger M (prefill, the vision tower): w in tiles of rows, each tile widened to
@@ -15,8 +15,19 @@
 
 namespace omni::kernels {
 
-// Measured crossover of the two paths: docs/PERFORMANCE.md ("CPU weights").
-inline constexpr int64_t kSmallBatchRows = 16;
+// The most rows the row-dot path takes for weights of `t`: the measured crossover of the
+// two paths (bench/bench_cpu_matmul.cpp, docs/PERFORMANCE.md "CPU weights"). Narrower
+// weights move it up: widening a tile for sgemm costs more than the row dots save.
+constexpr int64_t small_batch_rows(DType t) {
+  switch (t) {
+    case DType::F32: return 2;
+    case DType::BF16:
+    case DType::F16: return 8;
+    case DType::Q8_0: return 16;
+    case DType::I32: return 0;
+  }
+  return 0;
+}
 
 void cpu_matmul(const float* x, int64_t M, int64_t K, const Tensor& w, const float* bias, float* y);
 

@@ -128,17 +128,17 @@ TEST_CASE("the vision cache stays within its byte bound", "[cache]") {
 
 TEST_CASE("unsupported MiniCPM-V versions are refused by name", "[minicpmv]") {
   namespace fs = std::filesystem;
-  fs::path d = fs::temp_directory_path() / ("omni-v25-" + std::to_string(::getpid()));
+  fs::path d = fs::temp_directory_path() / ("omni-v40-" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::copy(test::data("minicpmv26-tiny"), d, fs::copy_options::recursive);
   for (auto& e : fs::recursive_directory_iterator(d)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
   nlohmann::json cfg = nlohmann::json::parse(slurp((d / "config.json").string()));
-  cfg["version"] = 2.5;
+  cfg["version"] = 4.0;   // MiniCPM-V 4.0: MiniCPM4-3B, not run
   std::ofstream(d / "config.json") << cfg.dump();
   CHECK_THROWS_WITH(ChatModel::load(d.string(), [](const LlmConfig& c) {
                       return DecoderPlacement::single(kernels::make_device({}), c.n_layers);
                     }),
-                    Catch::Contains("version 2.5 is not supported yet"));
+                    Catch::Contains("version 4.0 is not supported yet"));
   fs::remove_all(d);
 }
 

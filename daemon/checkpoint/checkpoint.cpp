@@ -140,9 +140,11 @@ const TensorView& Checkpoint::get(const std::string& name) const {
 }
 
 Checkpoint::Bytes Checkpoint::bytes(const std::string& name) const {
-  if (auto q = nf4_.find(name); q != nf4_.end()) return {q->second.weight.file_bytes(), q->second.view.bytes};
-  const TensorView& t = get(name);
-  return {t.bytes, t.bytes};
+  if (auto q = nf4_.find(name); q != nf4_.end()) return {q->second.weight.packed->bytes, q->second.view.bytes};
+  // Raw U8 tensors too (an NF4 weight's scales and quant state): sizes are no hand-out.
+  const TensorView* t = find(name);
+  if (!t) return {get(name).bytes, 0};   // get() names the missing tensor
+  return {t->bytes, t->bytes};
 }
 
 void Checkpoint::release(const std::string& name) const {

@@ -30,8 +30,11 @@ class Checkpoint {
   const TensorView& get(const std::string& name, const std::vector<int64_t>& shape) const;
   std::vector<std::string> names() const;
 
-  // A tensor's size without reading it: in the files (an NF4 weight: its codes, scales and
-  // tables) and as get() hands it out (an NF4 weight: dequantized).
+  // A tensor's size without reading it: in its file (an NF4 weight: its packed codes; its
+  // scales and tables are tensors of their own, so sums over names() add up to the files;
+  // Nf4Weight::file_bytes() has them all) and as get() hands it out (an NF4 weight:
+  // dequantized). Any tensor of the files, the raw U8 parts of NF4 weights too; throws
+  // naming a missing one.
   struct Bytes {
     size_t file = 0;
     size_t view = 0;

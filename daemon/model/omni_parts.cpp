@@ -19,7 +19,7 @@ OmniParts OmniParts::of(const Checkpoint& ckpt) {
     for (SkippedPart& part : parts)
       if (name.rfind(part.prefix, 0) == 0) {
         part.tensors += 1;
-        part.bytes += ckpt.get(name).bytes;   // the header's size: the data is not touched
+        part.bytes += ckpt.bytes(name).file;   // the header's size: the data is not touched (NF4 parts stay packed)
         break;
       }
   OmniParts out;

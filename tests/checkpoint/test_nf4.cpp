@@ -11,6 +11,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "kernels/device.h"
+#include "model/omni_parts.h"
 #include "model/weight_loader.h"
 #include "util/error.h"
 #include "util/golden.h"
@@ -93,10 +94,15 @@ TEST_CASE("NF4 weights dequantize like bitsandbytes, every block", "[nf4]") {
     INFO("first difference at element " << first);
     CHECK(differ == 0);
   }
-  // In the files: the codes (four bits a weight), the scales and the tables.
-  CHECK(ck.bytes("plain.bf16.weight").file == 48 * 40 / 2 + 30 * 4 + 16 * 4);
+  // In the files: the codes (four bits a weight) as the tensor itself, and with the scales
+  // and the tables for the whole weight.
+  CHECK(ck.bytes("plain.bf16.weight").file == 48 * 40 / 2);
+  CHECK(ck.bytes("plain.bf16.weight.absmax").file == 30 * 4);
   CHECK(ck.bytes("plain.bf16.weight").view == 48 * 40 * 2);
-  CHECK(ck.bytes("nested.bf16.weight").file == 96 * 200 / 2 + 300 + 2 * 4 + 16 * 4 + 256 * 4);
+  for (const Nf4Weight* w : ck.nf4_weights()) {
+    if (w->name == "plain.bf16.weight") CHECK(w->file_bytes() == 48 * 40 / 2 + 30 * 4 + 16 * 4);
+    if (w->name == "nested.bf16.weight") CHECK(w->file_bytes() == 96 * 200 / 2 + 300 + 2 * 4 + 16 * 4 + 256 * 4);
+  }
   CHECK(ck.get("plain.bf16.weight").dtype == kernels::DType::BF16);
   CHECK(ck.get("ragged.f16.weight").dtype == kernels::DType::F16);
   CHECK(ck.get("nested_ragged.f32.weight").dtype == kernels::DType::F32);
@@ -266,4 +272,24 @@ TEST_CASE("load progress counts NF4 weights at their dequantized size and ends a
   CHECK(last.done_bytes == last.total_bytes);
   CHECK(last.done_tensors == 2);
   CHECK(last.total_tensors == 2);
+}
+
+TEST_CASE("MiniCPM-o's skipped parts, NF4 in an int4 release, are tallied without dequantizing", "[nf4]") {
+  // model/omni_parts: apm.* and tts.* are never loaded; their size comes from the headers.
+  ScratchNf4 m;
+  test::StTensors apm;
+  size_t file_bytes = 0;
+  for (const auto& [name, t] : m.tensors) {
+    apm["apm." + name] = t;
+    file_bytes += t.data.size();
+  }
+  test::write_safetensors((m.dir / "model.safetensors").string(), apm);
+  std::ofstream(m.dir / "config.json", std::ios::trunc) << m.config.dump();
+  Checkpoint ck(m.dir.string());
+  REQUIRE(ck.nf4_weights().size() == 4);
+  const OmniParts parts = OmniParts::of(ck);
+  REQUIRE(parts.skipped.size() == 1);
+  CHECK(parts.skipped[0].tensors == m.tensors.size());
+  CHECK(parts.skipped[0].bytes == file_bytes);
+  CHECK(ck.held_bytes() == 0);
 }

@@ -12,6 +12,8 @@
 // the checkpoint bytes it reads in place from the memory map), before any KV cache.
 // baseline_rss_bytes: VmRSS before loading; peak_rss_bytes: VmHWM at the end (mapped
 // checkpoint pages that were read count, as they do for llama.cpp's mapped GGUF).
+// first_tokens: the first 16 greedy picks, which llama.cpp's side prints too: on the same
+// weights the two should mostly agree (exactly only where no two logits are close).
 //
 // What is timed matches llama.cpp's side: "prefill" is the prompt as one forward with the
 // logits of its last row only (what generation needs: no logits for the other rows are
@@ -21,6 +23,7 @@
 // vocabulary, microseconds against a forward. load_s covers the checkpoint and the KV cache
 // (llama.cpp's covers the model and its context). The prompt's ids are the peer's:
 // (i * 7919 + 13) % 151643, no special token.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -132,7 +135,8 @@ int main(int argc, char** argv) {
                                  {"peak_rss_bytes", proc_status_bytes("VmHWM")},
                                  {"baseline_rss_bytes", baseline_rss},
                                  {"weight_bytes", weight_bytes},
-                                 {"version", "omnid (this build)"}};
+                                 {"version", "omnid (this build)"},
+                                 {"first_tokens", std::vector<int32_t>(out.begin(), out.begin() + std::min<size_t>(16, out.size()))}};
     std::printf("%s\n", line.dump().c_str());
     return 0;
   } catch (const std::exception& e) {

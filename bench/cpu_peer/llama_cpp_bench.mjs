@@ -6,6 +6,8 @@
 // Prints one JSON line, the shape bench_cpu_decode prints for omnid:
 //   {"engine":"llama.cpp","weights":..,"threads":..,"load_s":..,"prefill_tok_s":..,
 //    "decode_tok_s":..,"peak_rss_bytes":..,"version":..}
+// and "weight_bytes", llama.cpp's size of the model's tensors (llama_model_size), and
+// "first_tokens", the first 16 greedy picks, to compare with omnid's on the same weights.
 //
 // What is timed matches bench/bench_cpu_decode.cpp: "prefill" is the prompt evaluated in one
 // batch up to the first generated token (the prompt's last row of logits only, then a greedy
@@ -55,10 +57,10 @@ const loadS = secs(t0);
 const prompt = Array.from({ length: args.prompt }, (_, i) => (i * 7919 + 13) % 151643);
 const tokens = sequence.evaluate(prompt, { temperature: 0, yieldEogToken: true });
 t0 = process.hrtime.bigint();
-await tokens.next();
+const generated = [(await tokens.next()).value];
 const prefillS = secs(t0);
 t0 = process.hrtime.bigint();
-for (let i = 0; i < args.decode; ++i) await tokens.next();
+for (let i = 0; i < args.decode; ++i) generated.push((await tokens.next()).value);
 const decodeS = secs(t0);
 await tokens.return();
 
@@ -66,9 +68,9 @@ console.log(JSON.stringify({
   engine: "llama.cpp", weights: args.weights, threads: context.currentThreads ?? args.threads,
   prompt: args.prompt, decode: args.decode, load_s: loadS,
   prefill_tok_s: args.prompt / prefillS, decode_tok_s: args.decode / decodeS,
-  peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
+  peak_rss_bytes: process.resourceUsage().maxRSS * 1024, weight_bytes: model.size,
   version: `node-llama-cpp ${peerVersion}, llama.cpp ${llama.llamaCppRelease.release} (${llama.buildType})`,
-  flash_attention: context.flashAttention,
+  flash_attention: context.flashAttention, first_tokens: generated.slice(0, 16),
 }));
 await context.dispose();
 await model.dispose();

@@ -63,17 +63,23 @@ def f32_to_bf16_bits(x):
 
 
 def quantize_q8_0(rows):
-    """ggml's Q8_0 rule per block of 32: d = max|x| / 127, q = round(x * (1/d)) half away
-    from zero, d stored as f16 (the same rule as kernels/dtype.cpp). Returns the bytes of
+    """ggml's Q8_0 rule per block of 32: d = max|x| / 127, q = roundf(x * (1/d)) (half away
+    from zero), d stored as f16 (the same rule as kernels/dtype.cpp). Returns the bytes of
     the rows, block after block."""
     x = np.ascontiguousarray(rows, dtype=np.float32).reshape(-1, Q8_0_BLOCK)
-    d = np.abs(x).max(axis=1) / np.float32(127.0)
+    amax = np.abs(x)
+    half = Q8_0_BLOCK // 2
+    while half:   # max over each block by halving: numpy's max over a short axis is slow
+        amax = np.maximum(amax[:, :half], amax[:, half:2 * half])
+        half //= 2
+    d = amax[:, 0] / np.float32(127.0)
     inv = np.divide(np.float32(1.0), d, out=np.zeros_like(d), where=d != 0)
     v = x * inv[:, None]
-    q = (np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))).astype(np.int8)
+    whole = np.trunc(v)   # roundf exactly: v - trunc(v) is exact, so no x.5 is misjudged
+    q = whole + np.copysign((np.abs(v - whole) >= np.float32(0.5)).astype(np.float32), v)
     out = np.empty((x.shape[0], Q8_0_BLOCK_BYTES), dtype=np.uint8)
     out[:, :2] = d.astype("<f2").view(np.uint8).reshape(-1, 2)
-    out[:, 2:] = q.view(np.uint8)
+    out[:, 2:] = q.astype(np.int8).view(np.uint8)
     return out.tobytes()
 
 

@@ -18,7 +18,10 @@
 # OUT/llama_cpp.jsonl (appended, so OUT is emptied first); OUT/table.md is the table
 # (bench/cpu_bench_table.py), also printed. Every run's stderr goes to OUT/log.txt.
 # Environment: PROMPT (512), DECODE (64), THREADS ("1 2"), WEIGHTS ("f32 bf16 int8"),
-# MEMBW_MIB (1024 per buffer). On a shared machine the numbers are as noisy as it is busy.
+# MEMBW_MIB (1024 per buffer). On a shared machine the numbers are as noisy as it is busy:
+# llama.cpp's threads spin-wait at every op's barrier, so with other work on a 2-core host
+# its 2-thread runs fall far below its 1-thread ones (omnid's OpenMP waits passively,
+# kernels/cpu/openmp_wait_policy.h); compare 2-thread rows on an otherwise idle host only.
 set -euo pipefail
 [ $# -eq 3 ] || { sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2; }
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -16,9 +16,14 @@ namespace {
 // Weight rows a thread takes at a time on the small-batch path: runs of rows stream from
 // memory, and enough chunks remain to balance the threads.
 constexpr int64_t kRowChunk = 16;
-// Weight rows per sgemm tile on the large-batch path: a tile widened to float32 stays in
-// the cache (64 rows of K = 4864 are 1.2 MiB) while sgemm walks x against it.
-constexpr int64_t kTileRows = 64;
+// Weight rows per sgemm call on the large-batch path. Every call packs x again, so calls
+// are few and large: each thread takes one share of the rows, and weights that need
+// widening to float32 go in tiles of at most 16 MiB widened (a thread's buffer, kept).
+int64_t tile_rows(DType dt, int64_t N, int64_t K, int threads) {
+  const int64_t share = (N + threads - 1) / threads;
+  if (dt == DType::F32) return std::max<int64_t>(1, share);
+  return std::max<int64_t>(1, std::min(share, std::max<int64_t>(64, (int64_t(16) << 20) / (4 * K))));
+}
 
 void small_batch(const float* x, int64_t M, int64_t K, const Tensor& w, const float* bias, float* y) {
   const int64_t N = w.rows();
@@ -49,11 +54,11 @@ void large_batch(const float* x, int64_t M, int64_t K, const Tensor& w, const fl
   const DType dt = w.dtype();
   const auto* wb = static_cast<const uint8_t*>(w.raw());
   const size_t rb = row_bytes(dt, K);
-  const int64_t tiles = (N + kTileRows - 1) / kTileRows;
   const int threads = cpu_threads();
+  const int64_t tile = tile_rows(dt, N, K, threads), tiles = (N + tile - 1) / tile;
 #pragma omp parallel for num_threads(threads) schedule(dynamic) if (threads > 1 && tiles > 1)
   for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t n0 = t * kTileRows, nb = std::min(kTileRows, N - n0);
+    const int64_t n0 = t * tile, nb = std::min(tile, N - n0);
     const float* tile = reinterpret_cast<const float*>(wb + size_t(n0) * rb);
     if (dt != DType::F32) {
       // Kept per thread: OpenMP's threads live on, so the buffer is allocated once.

@@ -122,10 +122,10 @@ TEST_CASE("MiniCPM-Llama3-V 2.5 loads with its string version, a Llama-3 languag
 }
 
 TEST_CASE("MiniCPM-Llama3-V 2.5 version is read as a string or a number", "[minicpmv25]") {
-  CHECK(MiniCpmvVersion::from_config({{"version", "2.5"}}, "c").name == "2.5");
-  CHECK(MiniCpmvVersion::from_config({{"version", 2.5}}, "c").name == "2.5");
-  CHECK(MiniCpmvVersion::from_config({{"version", "2.6"}}, "c").llm_arch == "qwen2");
-  const MiniCpmvVersion v = MiniCpmvVersion::from_config({{"version", "2.5"}}, "c");
+  CHECK(MiniCpmvVersion::from_config({{"model_type", "minicpmv"}, {"version", "2.5"}}, "c").name == "2.5");
+  CHECK(MiniCpmvVersion::from_config({{"model_type", "minicpmv"}, {"version", 2.5}}, "c").name == "2.5");
+  CHECK(MiniCpmvVersion::from_config({{"model_type", "minicpmv"}, {"version", "2.6"}}, "c").llm_arch == "qwen2");
+  const MiniCpmvVersion v = MiniCpmvVersion::from_config({{"model_type", "minicpmv"}, {"version", "2.5"}}, "c");
   CHECK(v.placeholders == image::PlaceholderSchema::slices_in_one_block);
   CHECK_FALSE(v.image_ids);
   CHECK(v.vision_input == VisionInput::padded_strip);

@@ -18,11 +18,11 @@ namespace {
 constexpr int64_t kRowChunk = 16;
 // Weight rows per sgemm call on the large-batch path. Every call packs x again, so calls
 // are few and large: each thread takes one share of the rows, and weights that need
-// widening to float32 go in tiles of at most 16 MiB widened (a thread's buffer, kept).
+// widening to float32 go in tiles of at most 8 MiB widened (a thread's buffer, kept).
 int64_t tile_rows(DType dt, int64_t N, int64_t K, int threads) {
   const int64_t share = (N + threads - 1) / threads;
   if (dt == DType::F32) return std::max<int64_t>(1, share);
-  return std::max<int64_t>(1, std::min(share, std::max<int64_t>(64, (int64_t(16) << 20) / (4 * K))));
+  return std::max<int64_t>(1, std::min(share, std::max<int64_t>(64, (int64_t(8) << 20) / (4 * K))));
 }
 
 void small_batch(const float* x, int64_t M, int64_t K, const Tensor& w, const float* bias, float* y) {

@@ -20,10 +20,10 @@ namespace omni::kernels {
 // weights move it up: widening a tile for sgemm costs more than the row dots save.
 constexpr int64_t small_batch_rows(DType t) {
   switch (t) {
-    case DType::F32: return 2;
+    case DType::F32: return 4;
     case DType::BF16:
     case DType::F16: return 8;
-    case DType::Q8_0: return 16;
+    case DType::Q8_0: return 24;
     case DType::I32: return 0;
   }
   return 0;

@@ -94,7 +94,7 @@ Options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kernels::passive_openmp_by_default(argv);   // as omnid does
+  kernels::brief_openmp_spin_by_default(argv);   // as omnid does
   try {
     const Options o = parse(argc, argv);
     const size_t baseline_rss = proc_status_bytes("VmRSS");

@@ -120,7 +120,7 @@ double pipelined_decode(const Decoder& dec, std::vector<std::unique_ptr<KvSequen
 }  // namespace
 
 int main(int argc, char** argv) {
-  kernels::passive_openmp_by_default(argv);   // as omnid does
+  kernels::brief_openmp_spin_by_default(argv);   // as omnid does
   const int H = argc > 1 ? std::atoi(argv[1]) : 512, L = argc > 2 ? std::atoi(argv[2]) : 8;
   const int B = argc > 3 ? std::atoi(argv[3]) : 16, P = argc > 4 ? std::atoi(argv[4]) : 128;
   const int S = argc > 5 ? std::atoi(argv[5]) : 32;

@@ -93,7 +93,7 @@ double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kernels::passive_openmp_by_default(argv);   // as omnid does
+  kernels::brief_openmp_spin_by_default(argv);   // as omnid does
   const int n_frames = argc > 1 ? std::atoi(argv[1]) : 64, side = argc > 2 ? std::atoi(argv[2]) : 224;
   const int H = argc > 3 ? std::atoi(argv[3]) : 384, L = argc > 4 ? std::atoi(argv[4]) : 6;
   const int reps = argc > 5 ? std::max(1, std::atoi(argv[5])) : 3;

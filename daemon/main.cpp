@@ -33,7 +33,7 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  omni::kernels::passive_openmp_by_default(argv);
+  omni::kernels::brief_openmp_spin_by_default(argv);
   CLI::App app{"omnid: MiniCPM-V inference engine and daemon"};
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n"

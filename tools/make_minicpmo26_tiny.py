@@ -19,11 +19,12 @@ after this script. Sizes are chosen so that the folder stays under 1 MB.
 import json
 import os
 import shutil
-import struct
 import sys
 
 import numpy as np
 from PIL import Image
+
+from safetensors_file import write_safetensors  # tools/safetensors_file.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data")
@@ -79,23 +80,6 @@ QWEN25_TEMPLATE = (
     "        {%- if loop.last or (messages[loop.index0 + 1].role != \"tool\") %}\n"
     "            {{- '<|im_end|>\\n' }}\n        {%- endif %}\n    {%- endif %}\n{%- endfor %}\n"
     "{%- if add_generation_prompt %}\n    {{- '<|im_start|>assistant\\n' }}\n{%- endif %}\n")
-
-
-def write_safetensors(path, tensors):
-    header, off, chunks = {}, 0, []
-    for name in sorted(tensors):
-        dtype, shape, data = tensors[name]
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(data)]}
-        chunks.append(data)
-        off += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for c in chunks:
-            f.write(c)
 
 
 def bf16(a):

@@ -21,6 +21,8 @@ import shutil
 import struct
 import sys
 
+from safetensors_file import write_safetensors  # tools/safetensors_file.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data")
 SRC = os.path.join(DATA, "minicpmv26-tiny")
@@ -37,23 +39,6 @@ def read_safetensors(path):
         body = f.read()
     header.pop("__metadata__", None)
     return {k: (v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
-
-
-def write_safetensors(path, tensors):
-    header, off, chunks = {}, 0, []
-    for name in sorted(tensors):
-        dtype, shape, data = tensors[name]
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(data)]}
-        chunks.append(data)
-        off += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for c in chunks:
-            f.write(c)
 
 
 def bf16(values):

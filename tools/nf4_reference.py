@@ -26,6 +26,8 @@ import struct
 import numpy as np
 import torch
 
+from safetensors_file import write_safetensors  # tools/safetensors_file.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data")
 
@@ -73,23 +75,6 @@ def to_torch(entry):
         return torch.from_numpy(np.frombuffer(data, dtype=np.int16).copy()).view(torch.bfloat16).reshape(shape)
     np_dtype = {"F16": np.float16, "F32": np.float32, "U8": np.uint8}[dtype]
     return torch.from_numpy(np.frombuffer(data, dtype=np_dtype).copy()).reshape(shape)
-
-
-def write_safetensors(path, tensors):
-    header, off, chunks = {}, 0, []
-    for name in sorted(tensors):
-        dtype, shape, data = tensors[name]
-        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + len(data)]}
-        chunks.append(data)
-        off += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for c in chunks:
-            f.write(c)
 
 
 # ---- the save format: QuantState.as_dict(packed=True) ----

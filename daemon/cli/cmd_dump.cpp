@@ -91,7 +91,7 @@ void run_dump_vision(const DumpArgs& a) {
     for (size_t i = 0; i < sl.pieces.size(); ++i) {
       const auto& p = sl.pieces[i];
       sj["sizes_wh"].push_back({p.width, p.height});
-      sj["tgt_sizes_hw"].push_back({p.height / 14, p.width / 14});
+      sj["tgt_sizes_hw"].push_back({p.height / model->patch_size(), p.width / model->patch_size()});
       std::vector<float> px = model->piece_pixels(p);
       write_npy(a.out + "/pixels_" + std::to_string(i) + ".npy", px.data(), {3, p.height, p.width});
     }

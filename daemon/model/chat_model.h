@@ -109,6 +109,7 @@ class ChatModel {
   const tok::Tokenizer& tokenizer() const { return *tokenizer_; }
   const LlmConfig& config() const { return decoder_->config(); }
   int query_num() const { return pre_.image_feature_size; }
+  int patch_size() const { return pre_.slice.patch_size; }   // pixels per vision patch side
   VisionCache& vision_cache() { return *cache_; }
 
   // One user turn (the attachments, then the question): decodes and slices the pictures,

@@ -22,7 +22,6 @@ Usage: /usr/bin/python3 tools/make_minicpmv25_tiny.py
 import json
 import os
 import shutil
-import struct
 import subprocess
 import sys
 
@@ -33,6 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DST = os.path.join(HERE, "..", "tests", "data", "minicpmv25-tiny")
 sys.path.insert(0, HERE)
 from minicpmv25_reference import bytes_to_unicode  # noqa: E402
+from safetensors_file import write_safetensors  # noqa: E402  tools/safetensors_file.py
 
 HIDDEN, LAYERS, HEADS, KV_HEADS, FFN = 128, 2, 4, 2, 64
 V_HIDDEN, V_LAYERS, V_HEADS, V_FFN, V_IMAGE, PATCH = 32, 2, 2, 64, 140, 14
@@ -59,22 +59,8 @@ def bf16_bytes(a):
     return bits.astype(np.uint16).tobytes()
 
 
-def write_safetensors(path, tensors):
-    header, off, chunks = {}, 0, []
-    for name in sorted(tensors):
-        a = tensors[name]
-        data = bf16_bytes(a)
-        header[name] = {"dtype": "BF16", "shape": list(a.shape), "data_offsets": [off, off + len(data)]}
-        chunks.append(data)
-        off += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for c in chunks:
-            f.write(c)
+def write_bf16_safetensors(path, arrays):
+    write_safetensors(path, {name: ("BF16", list(a.shape), bf16_bytes(a)) for name, a in arrays.items()})
 
 
 def tokenizer():
@@ -211,7 +197,7 @@ def main():
     }
     shutil.rmtree(DST, ignore_errors=True)
     os.makedirs(DST)
-    write_safetensors(os.path.join(DST, "model.safetensors"), weights(rng, vocab))
+    write_bf16_safetensors(os.path.join(DST, "model.safetensors"), weights(rng, vocab))
     for name, obj in (("config.json", cfg), ("preprocessor_config.json", pre), ("tokenizer_config.json", tcfg),
                       ("generation_config.json", {"bos_token_id": cfg["bos_token_id"],
                                                   "eos_token_id": cfg["eos_token_id"]})):

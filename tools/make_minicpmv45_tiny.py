@@ -21,7 +21,7 @@ import shutil
 import struct
 import sys
 
-from safetensors_file import write_safetensors  # tools/safetensors_file.py
+from safetensors_file import read_safetensors, write_safetensors  # tools/safetensors_file.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "..", "tests", "data")
@@ -30,15 +30,6 @@ DST = os.path.join(DATA, "minicpmv45-tiny")
 
 HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, FFN = 256, 2, 4, 2, 32, 384
 THINK = ["<think>", "</think>"]
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        body = f.read()
-    header.pop("__metadata__", None)
-    return {k: (v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
 
 
 def bf16(values):

@@ -19,6 +19,7 @@ import os
 import shutil
 
 import nf4_reference as ref
+from safetensors_file import read_safetensors, write_safetensors  # tools/safetensors_file.py
 
 SRC = os.path.join(ref.DATA, "qwen2-tiny")
 NF4_DIR = os.path.join(ref.DATA, "qwen2-tiny-nf4")
@@ -39,7 +40,7 @@ def quantized_names(tensors):
 
 
 def main():
-    src = ref.read_safetensors(os.path.join(SRC, "model.safetensors"))
+    src = read_safetensors(os.path.join(SRC, "model.safetensors"))
     nf4, twin = dict(src), dict(src)
     for name, layer in quantized_names(src):
         w = ref.to_torch(src[name])
@@ -67,8 +68,8 @@ def main():
     with open(os.path.join(NF4_DIR, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
-    ref.write_safetensors(os.path.join(NF4_DIR, "model.safetensors"), nf4)
-    ref.write_safetensors(os.path.join(TWIN_DIR, "model.safetensors"), twin)
+    write_safetensors(os.path.join(NF4_DIR, "model.safetensors"), nf4)
+    write_safetensors(os.path.join(TWIN_DIR, "model.safetensors"), twin)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Run with /usr/bin/python3 (torch 1.13): /usr/bin/python3 tools/nf4_reference.py
 import json
 import math
 import os
-import struct
 
 import numpy as np
 import torch
@@ -52,15 +51,6 @@ def nested_code_table():
 
 
 # ---- safetensors files (no safetensors package with this python) ----
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        body = f.read()
-    header.pop("__metadata__", None)
-    return {k: (v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in header.items()}
-
 
 def tensor_entry(t):
     """(safetensors dtype, shape, bytes) of a contiguous torch tensor."""

@@ -136,6 +136,16 @@ void softmax_row(float* row, int64_t visible, int64_t n_k) {
   for (int64_t j = visible; j < n_k; ++j) row[j] = 0.0f;
 }
 
+// The keys query row i of `s` sees: all of them, or those up to its position (causal).
+int64_t visible_keys(const AttentionSeq& s, int64_t i) {
+  return s.causal_offset < 0 ? s.kv_len : std::min<int64_t>(s.kv_len, int64_t(s.causal_offset) + i + 1);
+}
+
+// The pool row of key j of a sequence whose block table is `table`.
+int64_t pool_row(const int32_t* table, int64_t j, int64_t block_rows) {
+  return int64_t(table[j / block_rows]) * block_rows + j % block_rows;
+}
+
 struct AttnShape {
   int64_t qw, kw, br;
   int head_dim, group;
@@ -152,18 +162,18 @@ void attend_few(const float* q, const float* k, const float* v, float* out, cons
   scores.resize(size_t(n_q * n_k));
   const float* qh = q + int64_t(s.q_begin) * a.qw + int64_t(h) * hd;
   for (int64_t j = 0; j < n_k; ++j) {
-    const int64_t row = int64_t(table[j / a.br]) * a.br + j % a.br;
+    const int64_t row = pool_row(table, j, a.br);
     float d[kMaxDotRows];
     dot(k + row * a.kw + int64_t(kvh) * hd, qh, a.qw, int(n_q), hd, d);
     for (int64_t i = 0; i < n_q; ++i) scores[size_t(i * n_k + j)] = d[i] * a.scale;
   }
   for (int64_t i = 0; i < n_q; ++i) {
-    const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
+    const int64_t visible = visible_keys(s, i);
     softmax_row(scores.data() + i * n_k, visible, n_k);
     float* o = out + (int64_t(s.q_begin) + i) * a.qw + int64_t(h) * hd;
     std::fill(o, o + hd, 0.0f);
     for (int64_t j = 0; j < visible; ++j) {
-      const int64_t row = int64_t(table[j / a.br]) * a.br + j % a.br;
+      const int64_t row = pool_row(table, j, a.br);
       const float p = scores[size_t(i * n_k + j)];
       const float* vr = v + row * a.kw + int64_t(kvh) * hd;
       for (int64_t c = 0; c < hd; ++c) o[c] += p * vr[c];
@@ -185,7 +195,7 @@ void attend_many(const float* q, const float* ks, const float* vs, float* out, c
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n_q), int(n_k), a.head_dim, a.scale, qh, int(a.qw), kh,
               int(a.kw), 0.0f, scores.data(), int(n_k));
   for (int64_t i = 0; i < n_q; ++i) {
-    const int64_t visible = s.causal_offset < 0 ? n_k : std::min(n_k, int64_t(s.causal_offset) + i + 1);
+    const int64_t visible = visible_keys(s, i);
     softmax_row(scores.data() + i * n_k, visible, n_k);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n_q), a.head_dim, int(n_k), 1.0f, scores.data(),

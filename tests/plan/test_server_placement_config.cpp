@@ -42,3 +42,12 @@ TEST_CASE("placement keys in the serve config file", "[plan][config]") {
   CHECK_THROWS_WITH(load("use_multi_gpu = \"yes\"\n"), Catch::Contains("'use_multi_gpu' must be true or false"));
   CHECK_THROWS_WITH(load("split = 3\n"), Catch::Contains("'split' must be a string, an array or a table"));
 }
+
+TEST_CASE("cpu_weights in the serve config file", "[plan][config][cpu_weights]") {
+  omni::server::ServerConfig c = load("model = \"m\"\ncpu_weights = \"int8\"\n");
+  CHECK(c.cpu_weights == "int8");
+  CHECK_NOTHROW(c.validate());
+  CHECK(load("").cpu_weights == "auto");
+  c = load("model = \"m\"\ncpu_weights = \"q4\"\n");
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("cpu_weights: 'q4' is not one of auto, f32, bf16, int8"));
+}
